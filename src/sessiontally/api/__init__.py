@@ -1,0 +1,1 @@
+"""The HTTP layer: an ASGI app (Starlette) over the service."""

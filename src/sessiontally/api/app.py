@@ -1,0 +1,180 @@
+"""The ASGI application: routes, the access guard, and error mapping to {"message": ...}.
+
+Each authenticated request does all of its database work in one worker-thread call
+(authenticate, count against the rate limit, check the permission, act), so the event
+loop never blocks on SQLite and a request costs a single thread hop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from .. import limits
+from ..config import Settings
+from ..ratelimit import RateLimiter, RateLimiterUnavailable, SqliteRateLimiter
+from ..service import ClientError, Principal, Service
+from ..store import open_store, sqlite_sidecar
+from . import logging as access_logging
+from .http import (
+    BodyTooLarge,
+    error_response,
+    is_json_content_type,
+    json_response,
+    presented_key,
+    query_pairs,
+    read_body,
+)
+from .openapi import DOCS_HTML, openapi_document
+
+log = logging.getLogger("sessiontally.api")
+
+Action = Callable[[Principal], tuple[int, Any]]
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        from ..ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(settings.redis_url)
+    sidecar = sqlite_sidecar(settings.database, "-ratelimit")
+    if sidecar is not None:
+        return SqliteRateLimiter(sidecar)
+    from ..store.postgres import PostgresRateLimiter
+
+    return PostgresRateLimiter(settings.database)
+
+
+def _guarded(service: Service, request: Request, permission: str, action: Action) -> Response:
+    """Authenticate, count, authorise, act; every response after authentication carries
+    the rate-limit headers. Runs in a worker thread."""
+    pairs = query_pairs(request)
+    if len(request.scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
+        return error_response(414, "Query string too long")
+    client = request.client.host if request.client else None
+    try:
+        principal = service.authenticate(presented_key(request, pairs), client)
+    except ClientError as exc:
+        return json_response(exc.body, exc.status)
+    request.scope.setdefault("state", {})["workspace_id"] = principal.workspace.workspace_id
+    try:
+        decision = service.count_request(principal)
+    except RateLimiterUnavailable:
+        return error_response(503, "Rate limiter unavailable; try again shortly", {"Retry-After": "1"})
+    headers = decision.headers()
+    if not decision.allowed:
+        headers["Retry-After"] = str(max(1, decision.reset - int(time.time())))
+        return error_response(429, "Over rate limit", headers)
+    try:
+        service.require(principal, permission)
+        status, body = action(principal)
+    except ClientError as exc:
+        return json_response(exc.body, exc.status, headers)
+    return json_response(body, status, headers)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    access_logging.configure(settings.log_level)
+    store = open_store(settings.database)
+    store.migrate()
+    service = Service(store, build_limiter(settings))
+
+    async def data_series(request: Request) -> Response:
+        pairs = query_pairs(request)
+
+        def action(principal: Principal) -> tuple[int, Any]:
+            data = service.data_series(principal.workspace, pairs)
+            return 200, {"data": data, "message": "success"}
+
+        return await run_in_threadpool(_guarded, service, request, "sessions.data_series", action)
+
+    async def sessions_track(request: Request) -> Response:
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return error_response(413, f"Request body exceeds {limits.MAX_BODY_BYTES} bytes")
+
+        def action(principal: Principal) -> tuple[int, Any]:
+            body = parse_json_body(request, raw)
+            result = service.record_sessions(principal.workspace, body)
+            return 201, result.as_json()
+
+        return await run_in_threadpool(_guarded, service, request, "sessions.track", action)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            healthy = await run_in_threadpool(store.ping)
+        except Exception:  # the store is down: say so, do not crash
+            healthy = False
+        if healthy:
+            return json_response({"status": "ok", "message": "success"})
+        return error_response(503, "Store unavailable")
+
+    async def openapi(request: Request) -> Response:
+        return json_response(openapi_document())
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(DOCS_HTML)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(404, "Not found")
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return error_response(405, "Method not allowed")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        yield
+        service.limiter.close()
+        store.close()
+
+    routes = [
+        Route("/sessions/data_series", data_series, methods=["GET"]),
+        Route("/sessions/track", sessions_track, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            404: not_found,
+            405: method_not_allowed,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+    )
+    app.add_middleware(access_logging.AccessLogMiddleware)
+    app.state.service = service
+    return app
+
+
+def parse_json_body(request: Request, raw: bytes) -> Any:
+    if not is_json_content_type(request):
+        raise ClientError(415, "Content-Type must be application/json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(400, f"body is not valid JSON ({exc.msg})") from None
+

@@ -1,0 +1,65 @@
+"""Small HTTP helpers: JSON responses, credentials, bodies with a size limit."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import limits
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"message": message}, status, headers)
+
+
+def query_pairs(request: Request) -> list[tuple[str, str]]:
+    """The query string as (name, value) pairs, repeats kept; ``+`` decodes to a space."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    return parse_qsl(raw, keep_blank_values=True, errors="replace")
+
+
+def presented_key(request: Request, pairs: list[tuple[str, str]]) -> str | None:
+    """The key from ``Authorization: Bearer``, else from the legacy ``api_key`` parameter.
+
+    A present but malformed Authorization header yields an empty string (always invalid).
+    """
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+    for name, value in pairs:
+        if name == "api_key":
+            return value
+    return None
+
+
+async def read_body(request: Request, limit: int = limits.MAX_BODY_BYTES) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def is_json_content_type(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))

@@ -1,0 +1,196 @@
+"""The ``sessiontally`` command (CONTRACT.md section 8).
+
+Every ``create`` prints the new id or key on stdout, or a JSON object with ``--json``;
+errors are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+import orjson
+
+from . import admin, keys, limits
+from .store import DATABASE_ENV, database_url, open_store
+from .store.base import Store
+
+
+def _emit(as_json: bool, plain: str, payload: dict[str, Any]) -> None:
+    click.echo(orjson.dumps(payload).decode() if as_json else plain)
+
+
+def database_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--database`` on every command, as well as on the group."""
+
+    @click.option("--database", "database", default=None, envvar=DATABASE_ENV,
+                  help="Store URL: a SQLite path (default ./sessiontally.sqlite3), "
+                  "sqlite:///PATH or postgresql://...")
+    @wraps(func)
+    def wrapper(*args: Any, database: str | None = None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        root = ctx.find_root()
+        root.meta["database"] = database or root.meta.get("database")
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _store() -> Store:
+    url = database_url(click.get_current_context().find_root().meta.get("database"))
+    try:
+        store = open_store(url)
+        store.migrate()
+    except Exception as exc:  # a bad URL or unreachable database: one line, no traceback
+        raise click.ClickException(f"cannot open store {_safe_url(url)}: {exc}") from None
+    return store
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def _admin(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn AdminError into a one-line message and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except admin.AdminError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group()
+@click.option("--database", default=None, help="Store URL (also SESSIONTALLY_DATABASE).")
+@click.version_option(package_name="sessiontally")
+@click.pass_context
+def main(ctx: click.Context, database: str | None) -> None:
+    """sessiontally: session analytics with a Braze-compatible export API."""
+    ctx.meta["database"] = database
+
+
+# ------------------------------------------------------------------------- serve
+
+
+@main.command()
+@database_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    url = database_url(click.get_current_context().find_root().meta.get("database"))
+    os.environ[DATABASE_ENV] = url  # worker processes build the app from the environment
+    _store().close()  # apply migrations once, before any worker starts
+    click.echo(f"sessiontally serving on http://{host}:{port} (store: {_safe_url(url)})", err=True)
+    uvicorn.run(
+        "sessiontally.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # our own access log redacts keys; uvicorn's would not
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+# -------------------------------------------------------------------- workspaces
+
+
+@main.group()
+def workspace() -> None:
+    """Create workspaces (tenants)."""
+
+
+@workspace.command("create")
+@database_option
+@click.argument("name")
+@click.option("--time-zone", default="UTC", show_default=True, help="IANA zone name.")
+@click.option("--rate-limit", default=limits.DEFAULT_RATE_LIMIT, show_default=True, type=int,
+              help="Requests per UTC clock hour.")
+@click.option("--json", "as_json", is_flag=True)
+@_admin
+def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) -> None:
+    ws = admin.create_workspace(_store(), name, time_zone, rate_limit)
+    _emit(as_json, str(ws.workspace_id), {"id": ws.workspace_id, "name": ws.name,
+                                          "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
+
+
+# -------------------------------------------------------------------------- apps
+
+
+@main.group()
+def app() -> None:
+    """Create apps."""
+
+
+@app.command("create")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("name")
+@click.option("--platform", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@_admin
+def app_create(workspace_ref: str, name: str, platform: str | None, as_json: bool) -> None:
+    store = _store()
+    created = admin.create_app(store, admin.resolve_workspace(store, workspace_ref), name, platform)
+    _emit(as_json, created.app_id, {"id": created.app_id, "name": created.name,
+                                    "platform": created.platform})
+
+
+# -------------------------------------------------------------------------- keys
+
+
+@main.group()
+def key() -> None:
+    """Create and revoke API keys."""
+
+
+@key.command("create")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.option("--name", required=True)
+@click.option("--permission", "permissions", multiple=True, required=True,
+              type=click.Choice(keys.PERMISSIONS))
+@click.option("--allow-ip", "allowed_ips", multiple=True, help="Address or CIDR; repeatable.")
+@click.option("--json", "as_json", is_flag=True)
+@_admin
+def key_create(workspace_ref: str, name: str, permissions: tuple[str, ...],
+               allowed_ips: tuple[str, ...], as_json: bool) -> None:
+    store = _store()
+    created = admin.create_key(store, admin.resolve_workspace(store, workspace_ref), name,
+                               permissions, allowed_ips)
+    _emit(as_json, created.key, {"id": created.key_id, "key": created.key, "name": created.name,
+                                 "permissions": list(created.permissions),
+                                 "allowed_ips": list(created.allowed_ips)})
+
+
+@key.command("revoke")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("key_ref", metavar="KEY")
+@_admin
+def key_revoke(workspace_ref: str, key_ref: str) -> None:
+    """Revoke KEY (the key itself, or its numeric id)."""
+    store = _store()
+    admin.revoke_key(store, admin.resolve_workspace(store, workspace_ref), key_ref)
+    click.echo("revoked", err=True)
+
+
+def run() -> None:  # pragma: no cover - console entry convenience
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The use cases: authenticate, rate-limit, record sessions, export sessions by time.
+
+Knows nothing of HTTP: the API layer turns requests into these calls and results or
+exceptions into responses. Every error a caller can cause is a ``ClientError`` carrying
+the status and the contract's message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import buckets, ingest, ipallow, keys
+from .ratelimit import RateDecision, RateLimiter
+from .series_query import InvalidParameter, parse_series_query
+from .store.base import ApiKey, NewSession, Store, Workspace
+
+INVALID_KEY = "Invalid API key"
+KEY_TOUCH_INTERVAL_S = 60
+
+
+class ClientError(Exception):
+    """An error the caller caused: HTTP status and the JSON body to send."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"message": message, **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key: ApiKey
+    workspace: Workspace
+
+
+@dataclass(slots=True)
+class TrackResult:
+    recorded: int
+    duplicates: int
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "message": "success",
+            "sessions_processed": self.recorded,
+            "duplicates": self.duplicates,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class Service:
+    def __init__(
+        self, store: Store, limiter: RateLimiter, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.limiter = limiter
+        self.clock = clock
+        self._touched: dict[tuple[int, int], float] = {}
+
+    # ------------------------------------------------------------------ access
+
+    def authenticate(self, token: str | None, client_ip: str | None) -> Principal:
+        """The key's principal, or ClientError 401 (one body for every reason)."""
+        if not token or len(token) > keys.MAX_KEY_LENGTH:
+            raise ClientError(401, INVALID_KEY)
+        presented = keys.hash_key(token)
+        record = self.store.find_key_by_hash(presented)
+        if (
+            record is None
+            or not keys.hashes_match(presented, record.key_hash)
+            or record.revoked
+            or not ipallow.is_allowed(client_ip, record.allowed_ips)
+        ):
+            raise ClientError(401, INVALID_KEY)
+        workspace = self.store.get_workspace(record.workspace_id)
+        if workspace is None:
+            raise ClientError(401, INVALID_KEY)
+        self._touch(record)
+        return Principal(record, workspace)
+
+    def _touch(self, record: ApiKey) -> None:
+        """Keep last-seen current to the minute without a write on every request."""
+        now = self.clock()
+        marker = (record.workspace_id, record.key_id)
+        if now - self._touched.get(marker, 0.0) >= KEY_TOUCH_INTERVAL_S:
+            self._touched[marker] = now
+            self.store.touch_key(record.workspace_id, record.key_id, int(now))
+
+    def count_request(self, principal: Principal) -> RateDecision:
+        return self.limiter.hit(
+            principal.workspace.workspace_id, principal.workspace.rate_limit, self.clock()
+        )
+
+    @staticmethod
+    def require(principal: Principal, permission: str) -> None:
+        if permission not in principal.key.permissions:
+            raise ClientError(
+                403, f"Access Denied: this API key does not have the {permission} permission"
+            )
+
+    # ------------------------------------------------------------------ record
+
+    def record_sessions(self, workspace: Workspace, body: Any) -> TrackResult:
+        try:
+            items = ingest.batch_items(body)
+        except ingest.BatchShapeError as exc:
+            raise ClientError(400, str(exc)) from None
+        return self.record_items(workspace, items)
+
+    def record_items(self, workspace: Workspace, items: list[Any]) -> TrackResult:
+        """Validate and record; ClientError 400 when no item is valid."""
+        now_us = int(self.clock() * 1_000_000)
+        valid, errors = ingest.validate_batch(items, now_us)
+        app_keys = {app.app_id: app.app_key for app in self.store.list_apps(workspace.workspace_id)}
+        rows: list[NewSession] = []
+        for index, session in valid:
+            app_key = app_keys.get(session.app_id)
+            if app_key is None:
+                errors.append(ingest.ItemError(index, "'app_id' is not an app of this workspace"))
+                continue
+            rows.append(
+                NewSession(
+                    session.session_id,
+                    session.external_id,
+                    app_key,
+                    session.started_at,
+                    session.ended_at,
+                )
+            )
+        errors.sort(key=lambda e: e.index)
+        error_list = [e.as_json() for e in errors]
+        if not rows:
+            raise ClientError(400, "no valid sessions in the request", errors=error_list)
+        outcome = self.store.record_sessions(workspace.workspace_id, rows)
+        return TrackResult(outcome.recorded, outcome.duplicates, error_list)
+
+    # ------------------------------------------------------------------ export
+
+    def data_series(
+        self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        try:
+            query = parse_series_query(query_pairs)
+        except InvalidParameter as exc:
+            raise ClientError(400, str(exc)) from None
+
+        zone_name = query.time_zone or workspace.time_zone
+        try:
+            zone = buckets.load_zone(zone_name)
+        except buckets.UnknownZoneError:
+            raise ClientError(400, "'time_zone' is not a known IANA time zone name") from None
+
+        app_key = 0
+        if query.app_id is not None:
+            app = self.store.find_app(workspace.workspace_id, query.app_id)
+            if app is None:
+                raise ClientError(400, "'app_id' is not an app of this workspace")
+            app_key = app.app_key
+
+        segment_key = 0
+        if query.segment_id is not None:
+            segment_key = self.tracked_segment_key(workspace, query.segment_id)
+
+        try:
+            ending = (
+                int(self.clock())
+                if query.ending_at is None
+                else buckets.resolve_ending(query.ending_at, zone)
+            )
+            series = buckets.series(query.unit, query.length, ending, zone)
+        except (OverflowError, ValueError):
+            raise ClientError(400, "'ending_at' is out of the supported range") from None
+
+        counts = self._count(workspace.workspace_id, app_key, segment_key, series)
+        return [{"time": b.label, "sessions": n} for b, n in zip(series, counts, strict=True)]
+
+    def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
+        raise ClientError(400, "'segment_id' is not a segment of this workspace")
+
+    def _count(
+        self, workspace_id: int, app_key: int, segment_key: int, series: tuple[buckets.Bucket, ...]
+    ) -> list[int]:
+        edges = [b.start for b in series] + [series[-1].end]
+        if all(edge % 900 == 0 for edge in edges):
+            return self.store.count_by_quarters(
+                workspace_id, app_key, segment_key, [edge // 900 for edge in edges]
+            )
+        # A historical zone rule whose boundaries are not on the quarter-hour grid
+        # (e.g. Africa/Monrovia before 1972): count those buckets from the raw sessions.
+        return [
+            self.store.count_raw_in_range(workspace_id, app_key, b.start * 1_000_000, b.end * 1_000_000)
+            for b in series
+        ]

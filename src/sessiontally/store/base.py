@@ -1,0 +1,101 @@
+"""The store interface every engine implements, and the records it passes around."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    workspace_id: int
+    name: str
+    time_zone: str
+    rate_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    workspace_id: int
+    app_key: int
+    app_id: str
+    name: str
+    platform: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    workspace_id: int
+    key_id: int
+    name: str
+    key_hash: bytes
+    permissions: frozenset[str]
+    allowed_ips: tuple[str, ...]
+    revoked: bool
+    last_seen_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A validated session, ready to record (times in microseconds since the epoch)."""
+
+    session_id: str
+    external_id: str
+    app_key: int
+    started_at: int
+    ended_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    recorded: int
+    duplicates: int
+
+
+class DuplicateNameError(ValueError):
+    """A workspace (or other uniquely named thing) of that name already exists."""
+
+
+class Store(Protocol):
+    """Persistence for one deployment. Every method that touches tenant data takes the
+    workspace id first and filters on it; nothing crosses workspaces."""
+
+    def migrate(self) -> int: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+    # workspaces
+    def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace: ...
+    def get_workspace(self, workspace_id: int) -> Workspace | None: ...
+    def find_workspace(self, name: str) -> Workspace | None: ...
+
+    # apps
+    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App: ...
+    def find_app(self, workspace_id: int, app_id: str) -> App | None: ...
+    def list_apps(self, workspace_id: int) -> list[App]: ...
+
+    # API keys
+    def create_key(
+        self,
+        workspace_id: int,
+        name: str,
+        key_hash: bytes,
+        key_prefix: str,
+        permissions: Sequence[str],
+        allowed_ips: Sequence[str],
+    ) -> int: ...
+    def find_key_by_hash(self, key_hash: bytes) -> ApiKey | None: ...
+    def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool: ...
+    def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None: ...
+
+    # sessions
+    def record_sessions(self, workspace_id: int, sessions: Sequence[NewSession]) -> RecordOutcome: ...
+    def count_by_quarters(
+        self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
+    ) -> list[int]: ...
+    def count_raw_sessions(self, workspace_id: int) -> int: ...
+    def count_raw_in_range(
+        self, workspace_id: int, app_key: int, start_us: int, end_us: int
+    ) -> int: ...
+    def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int: ...

@@ -1,0 +1,349 @@
+"""The embedded store: one SQLite file in WAL mode, shared safely by threads and processes.
+
+Durability: ``synchronous=FULL`` makes every commit fsync the WAL, so what a request
+acknowledged survives a crash of the process and a power cut. Writers take the database
+lock up front (``BEGIN IMMEDIATE``), so the read-then-insert of a batch cannot race with
+another process recording the same session ids.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from .base import ApiKey, App, DuplicateNameError, NewSession, RecordOutcome, Workspace
+
+QUARTER_US = 900 * 1_000_000
+BUSY_TIMEOUT_S = 30.0
+_IN_CHUNK = 500  # session ids per "already recorded?" lookup (well under SQLite's 32766)
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("sessiontally.store") / "migrations" / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class SqliteStore:
+    """Store on a SQLite file. One connection per thread; safe across worker processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+                cached_statements=256,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def migrate(self) -> int:
+        """Apply pending migrations (idempotent, safe when several processes start at once)."""
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            version = max(done, default=0)
+            for number, sql in _migrations():
+                if number in done:
+                    continue
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (number, int(time.time())),
+                )
+                version = number
+        return version
+
+    def ping(self) -> bool:
+        return self._conn().execute("SELECT 1").fetchone() == (1,)
+
+    # ---------------------------------------------------------------- workspaces
+
+    def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
+        with self._write() as conn:
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (name, time_zone, rate_limit, int(time.time())),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateNameError(f"a workspace named {name!r} already exists") from None
+            workspace_id = cursor.lastrowid
+        assert workspace_id is not None
+        return Workspace(workspace_id, name, time_zone, rate_limit)
+
+    def get_workspace(self, workspace_id: int) -> Workspace | None:
+        row = self._conn().execute(
+            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces"
+            " WHERE workspace_id = ?",
+            (workspace_id,),
+        ).fetchone()
+        return Workspace(*row) if row else None
+
+    def find_workspace(self, name: str) -> Workspace | None:
+        row = self._conn().execute(
+            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return Workspace(*row) if row else None
+
+    # ---------------------------------------------------------------------- apps
+
+    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
+        with self._write() as conn:
+            (app_key,) = conn.execute(
+                "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = ?",
+                (workspace_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (workspace_id, app_key, app_id, name, platform, int(time.time())),
+            )
+        return App(workspace_id, app_key, app_id, name, platform)
+
+    def find_app(self, workspace_id: int, app_id: str) -> App | None:
+        row = self._conn().execute(
+            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
+            " WHERE workspace_id = ? AND app_id = ?",
+            (workspace_id, app_id),
+        ).fetchone()
+        return App(*row) if row else None
+
+    def list_apps(self, workspace_id: int) -> list[App]:
+        rows = self._conn().execute(
+            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
+            " WHERE workspace_id = ? ORDER BY app_key",
+            (workspace_id,),
+        ).fetchall()
+        return [App(*row) for row in rows]
+
+    # ------------------------------------------------------------------ API keys
+
+    def create_key(
+        self,
+        workspace_id: int,
+        name: str,
+        key_hash: bytes,
+        key_prefix: str,
+        permissions: Sequence[str],
+        allowed_ips: Sequence[str],
+    ) -> int:
+        with self._write() as conn:
+            (key_id,) = conn.execute(
+                "SELECT COALESCE(MAX(key_id), 0) + 1 FROM api_keys WHERE workspace_id = ?",
+                (workspace_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO api_keys (workspace_id, key_id, name, key_hash, key_prefix,"
+                " permissions, allowed_ips, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    workspace_id,
+                    key_id,
+                    name,
+                    key_hash,
+                    key_prefix,
+                    " ".join(permissions),
+                    " ".join(allowed_ips),
+                    int(time.time()),
+                ),
+            )
+        return int(key_id)
+
+    def find_key_by_hash(self, key_hash: bytes) -> ApiKey | None:
+        row = self._conn().execute(
+            "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
+            " revoked_at, last_seen_at FROM api_keys WHERE key_hash = ?",
+            (key_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        workspace_id, key_id, name, stored_hash, permissions, allowed, revoked_at, seen = row
+        return ApiKey(
+            workspace_id,
+            key_id,
+            name,
+            bytes(stored_hash),
+            frozenset(permissions.split()),
+            tuple(allowed.split()),
+            revoked_at is not None,
+            seen,
+        )
+
+    def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ?"
+                " AND (key_hash = ? OR key_id = ?) AND revoked_at IS NULL",
+                (int(time.time()), workspace_id, key_hash, key_id),
+            )
+            return cursor.rowcount > 0
+
+    def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE api_keys SET last_seen_at = ? WHERE workspace_id = ? AND key_id = ?",
+                (seen_at, workspace_id, key_id),
+            )
+
+    # ------------------------------------------------------------------ sessions
+
+    def record_sessions(self, workspace_id: int, sessions: Sequence[NewSession]) -> RecordOutcome:
+        """Record a batch in one transaction: new session ids are inserted and counted,
+        known ones (earlier, or earlier in this batch) are duplicates. First write wins."""
+        unique: dict[str, NewSession] = {}
+        for session in sessions:
+            unique.setdefault(session.session_id, session)
+        with self._write() as conn:
+            known = self._known_ids(conn, workspace_id, list(unique))
+            fresh = [s for sid, s in unique.items() if sid not in known]
+            conn.executemany(
+                "INSERT INTO sessions (workspace_id, session_id, external_id, app_key,"
+                " started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (workspace_id, s.session_id, s.external_id, s.app_key, s.started_at, s.ended_at)
+                    for s in fresh
+                ],
+            )
+            self._add_counts(conn, workspace_id, fresh)
+        return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
+
+    @staticmethod
+    def _known_ids(conn: sqlite3.Connection, workspace_id: int, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for begin in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[begin : begin + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in conn.execute(
+                    f"SELECT session_id FROM sessions WHERE workspace_id = ?"
+                    f" AND session_id IN ({marks})",
+                    (workspace_id, *chunk),
+                )
+            )
+        return known
+
+    @staticmethod
+    def _add_counts(conn: sqlite3.Connection, workspace_id: int, fresh: Sequence[NewSession]) -> None:
+        counts: Counter[tuple[int, int, int]] = Counter()
+        for s in fresh:
+            quarter = s.started_at // QUARTER_US
+            counts[(s.app_key, 0, quarter)] += 1
+            counts[(0, 0, quarter)] += 1
+        conn.executemany(
+            "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
+            " DO UPDATE SET sessions = sessions + excluded.sessions",
+            [(workspace_id, app, seg, quarter, n) for (app, seg, quarter), n in counts.items()],
+        )
+
+    def count_by_quarters(
+        self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
+    ) -> list[int]:
+        """Sessions in each ``[boundaries[i], boundaries[i+1])`` (quarter indexes)."""
+        buckets = len(boundaries) - 1
+        values = ",".join("(?, ?, ?)" for _ in range(buckets))
+        params: list[int] = [workspace_id, app_key, segment_key]
+        for i in range(buckets):
+            params += (i, boundaries[i], boundaries[i + 1])
+        sql = (
+            "WITH b(i, lo, hi) AS (VALUES " + values + ") "
+            "SELECT b.i, (SELECT TOTAL(sessions) FROM session_counts"
+            " WHERE workspace_id = ?1 AND app_key = ?2 AND segment_key = ?3"
+            " AND quarter >= b.lo AND quarter < b.hi) FROM b ORDER BY b.i"
+        )
+        # ?1..?3 are named by number, so renumber the VALUES placeholders after them.
+        sql = _number_placeholders(sql, start=4)
+        return [int(total) for _, total in self._conn().execute(sql, params)]
+
+    def count_raw_sessions(self, workspace_id: int) -> int:
+        (count,) = self._conn().execute(
+            "SELECT COUNT(*) FROM sessions WHERE workspace_id = ?", (workspace_id,)
+        ).fetchone()
+        return int(count)
+
+    def count_raw_in_range(
+        self, workspace_id: int, app_key: int, start_us: int, end_us: int
+    ) -> int:
+        """Brute force over raw sessions (integrity checks and tests, not the hot path)."""
+        (count,) = self._conn().execute(
+            "SELECT COUNT(*) FROM sessions WHERE workspace_id = ?"
+            " AND (? = 0 OR app_key = ?) AND started_at >= ? AND started_at < ?",
+            (workspace_id, app_key, app_key, start_us, end_us),
+        ).fetchone()
+        return int(count)
+
+    def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
+        (total,) = self._conn().execute(
+            "SELECT TOTAL(sessions) FROM session_counts WHERE workspace_id = ?"
+            " AND app_key = ? AND segment_key = ?",
+            (workspace_id, app_key, segment_key),
+        ).fetchone()
+        return int(total)
+
+
+def _number_placeholders(sql: str, start: int) -> str:
+    parts = sql.split("(?, ?, ?)")
+    out = [parts[0]]
+    n = start
+    for part in parts[1:]:
+        out.append(f"(?{n}, ?{n + 1}, ?{n + 2})")
+        out.append(part)
+        n += 3
+    return "".join(out)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration file (no semicolons inside our statements' literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
