@@ -1,0 +1,309 @@
+"""The production store: PostgreSQL through psycopg 3 with a connection pool.
+
+Same schema and semantics as the SQLite engine. A batch is one transaction: the new rows
+go in with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so exactly the sessions that
+were not known before are added to the rollup, even when several service instances
+record the same ids at once. Rows are written in sorted key order so that concurrent
+batches lock in the same order and cannot deadlock. All times are integers, so the
+server's ``TimeZone`` never matters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from .base import ApiKey, App, DuplicateNameError, NewSession, RecordOutcome, Workspace
+from .rollup import rollup_increments
+
+_MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("sessiontally.store") / "migrations" / "postgres"
+    found = [
+        (int(entry.name.split("_", 1)[0]), entry.read_text())
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+class PostgresStore:
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            open=True,
+            name="sessiontally",
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def migrate(self) -> int:
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            version = max(done, default=0)
+            for number, sql in _migrations():
+                if number in done:
+                    continue
+                conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                    (number, int(time.time())),
+                )
+                version = number
+        return version
+
+    def ping(self) -> bool:
+        with self.pool.connection(timeout=5) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+
+    # ---------------------------------------------------------------- workspaces
+
+    def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
+        try:
+            with self._tx() as conn:
+                (workspace_id,) = conn.execute(
+                    "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
+                    " VALUES (%s, %s, %s, %s) RETURNING workspace_id",
+                    (name, time_zone, rate_limit, int(time.time())),
+                ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise DuplicateNameError(f"a workspace named {name!r} already exists") from None
+        return Workspace(workspace_id, name, time_zone, rate_limit)
+
+    def get_workspace(self, workspace_id: int) -> Workspace | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces"
+                " WHERE workspace_id = %s",
+                (workspace_id,),
+            ).fetchone()
+        return Workspace(*row) if row else None
+
+    def find_workspace(self, name: str) -> Workspace | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = %s",
+                (name,),
+            ).fetchone()
+        return Workspace(*row) if row else None
+
+    # ---------------------------------------------------------------------- apps
+
+    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
+        with self._tx() as conn:
+            # Serialise key allocation within the workspace (a row lock on the workspace).
+            conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
+            (app_key,) = conn.execute(
+                "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = %s",
+                (workspace_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (workspace_id, app_key, app_id, name, platform, int(time.time())),
+            )
+        return App(workspace_id, app_key, app_id, name, platform)
+
+    def find_app(self, workspace_id: int, app_id: str) -> App | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
+                " WHERE workspace_id = %s AND app_id = %s",
+                (workspace_id, app_id),
+            ).fetchone()
+        return App(*row) if row else None
+
+    def list_apps(self, workspace_id: int) -> list[App]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
+                " WHERE workspace_id = %s ORDER BY app_key",
+                (workspace_id,),
+            ).fetchall()
+        return [App(*row) for row in rows]
+
+    # ------------------------------------------------------------------ API keys
+
+    def create_key(
+        self,
+        workspace_id: int,
+        name: str,
+        key_hash: bytes,
+        key_prefix: str,
+        permissions: Sequence[str],
+        allowed_ips: Sequence[str],
+    ) -> int:
+        with self._tx() as conn:
+            conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
+            (key_id,) = conn.execute(
+                "SELECT COALESCE(MAX(key_id), 0) + 1 FROM api_keys WHERE workspace_id = %s",
+                (workspace_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO api_keys (workspace_id, key_id, name, key_hash, key_prefix,"
+                " permissions, allowed_ips, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (workspace_id, key_id, name, key_hash, key_prefix, " ".join(permissions),
+                 " ".join(allowed_ips), int(time.time())),
+            )
+        return int(key_id)
+
+    def find_key_by_hash(self, key_hash: bytes) -> ApiKey | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
+                " revoked_at, last_seen_at FROM api_keys WHERE key_hash = %s",
+                (key_hash,),
+            ).fetchone()
+        if row is None:
+            return None
+        workspace_id, key_id, name, stored_hash, permissions, allowed, revoked_at, seen = row
+        return ApiKey(workspace_id, key_id, name, bytes(stored_hash), frozenset(permissions.split()),
+                      tuple(allowed.split()), revoked_at is not None, seen)
+
+    def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE workspace_id = %s"
+                " AND (key_hash = %s OR key_id = %s) AND revoked_at IS NULL",
+                (int(time.time()), workspace_id, key_hash, key_id),
+            )
+            return cursor.rowcount > 0
+
+    def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE api_keys SET last_seen_at = %s WHERE workspace_id = %s AND key_id = %s",
+                (seen_at, workspace_id, key_id),
+            )
+
+    # ------------------------------------------------------------------ sessions
+
+    def record_sessions(self, workspace_id: int, sessions: Sequence[NewSession]) -> RecordOutcome:
+        unique: dict[str, NewSession] = {}
+        for session in sessions:
+            unique.setdefault(session.session_id, session)
+        ordered = sorted(unique.values(), key=lambda s: s.session_id)
+        with self._tx() as conn:
+            inserted = conn.execute(
+                "INSERT INTO sessions (workspace_id, session_id, external_id, app_key,"
+                " started_at, ended_at)"
+                " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[],"
+                " %s::bigint[]) ORDER BY 1, 2"
+                " ON CONFLICT (workspace_id, session_id) DO NOTHING RETURNING session_id",
+                (
+                    workspace_id,
+                    [s.session_id for s in ordered],
+                    [s.external_id for s in ordered],
+                    [s.app_key for s in ordered],
+                    [s.started_at for s in ordered],
+                    [s.ended_at for s in ordered],
+                ),
+            ).fetchall()
+            new_ids = {row[0] for row in inserted}
+            fresh = [s for s in ordered if s.session_id in new_ids]
+            self._add_counts(conn, workspace_id, fresh)
+        return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
+
+    @staticmethod
+    def _add_counts(conn: psycopg.Connection, workspace_id: int, fresh: Sequence[NewSession]) -> None:
+        rows = rollup_increments(fresh)
+        if not rows:
+            return
+        apps, segments, quarters, counts = (list(column) for column in zip(*rows, strict=True))
+        conn.execute(
+            "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
+            " SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::bigint[])"
+            " ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
+            " DO UPDATE SET sessions = session_counts.sessions + excluded.sessions",
+            (workspace_id, apps, segments, quarters, counts),
+        )
+
+    def count_by_quarters(
+        self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
+    ) -> list[int]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT b.i, COALESCE((SELECT SUM(c.sessions) FROM session_counts c"
+                " WHERE c.workspace_id = %s AND c.app_key = %s AND c.segment_key = %s"
+                " AND c.quarter >= b.lo AND c.quarter < b.hi), 0)"
+                " FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY AS b(lo, hi, i)"
+                " ORDER BY b.i",
+                (workspace_id, app_key, segment_key, list(boundaries[:-1]), list(boundaries[1:])),
+            ).fetchall()
+        return [int(total) for _, total in rows]
+
+    def count_raw_sessions(self, workspace_id: int) -> int:
+        with self.pool.connection() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM sessions WHERE workspace_id = %s", (workspace_id,)
+            ).fetchone()
+        return int(count)
+
+    def count_raw_in_range(self, workspace_id: int, app_key: int, start_us: int, end_us: int) -> int:
+        with self.pool.connection() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM sessions WHERE workspace_id = %s"
+                " AND (%s = 0 OR app_key = %s) AND started_at >= %s AND started_at < %s",
+                (workspace_id, app_key, app_key, start_us, end_us),
+            ).fetchone()
+        return int(count)
+
+    def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
+        with self.pool.connection() as conn:
+            (total,) = conn.execute(
+                "SELECT COALESCE(SUM(sessions), 0) FROM session_counts WHERE workspace_id = %s"
+                " AND app_key = %s AND segment_key = %s",
+                (workspace_id, app_key, segment_key),
+            ).fetchone()
+        return int(total)
+
+
+class PostgresRateLimiter:
+    """Rate-limit counters in the PostgreSQL store: exact across every instance using it."""
+
+    def __init__(self, url: str) -> None:
+        self.pool = ConnectionPool(url, min_size=1, max_size=10, kwargs={"autocommit": True},
+                                   open=True, name="sessiontally-ratelimit")
+
+    def hit(self, workspace_id: int, limit: int, now: float):  # type: ignore[no-untyped-def]
+        from ..ratelimit import decide, window_of
+
+        window = window_of(now)
+        with self.pool.connection() as conn:
+            (hits,) = conn.execute(
+                "INSERT INTO rate_windows (workspace_id, window_start, hits) VALUES (%s, %s, 1)"
+                " ON CONFLICT (workspace_id, window_start)"
+                " DO UPDATE SET hits = rate_windows.hits + 1 RETURNING hits",
+                (workspace_id, window),
+            ).fetchone()
+            if hits == 1:
+                conn.execute(
+                    "DELETE FROM rate_windows WHERE workspace_id = %s AND window_start < %s",
+                    (workspace_id, window),
+                )
+        return decide(int(hits), limit, window)
+
+    def close(self) -> None:
+        self.pool.close()
