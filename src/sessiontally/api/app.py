@@ -132,11 +132,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return error_response(404, "Not found")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        return error_response(405, "Method not allowed")
+        # Keep Starlette's Allow header: a 405 must say which methods the path takes.
+        return error_response(405, "Method not allowed", _exception_headers(exc))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail), _exception_headers(exc))
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -168,6 +169,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.add_middleware(access_logging.AccessLogMiddleware)
     app.state.service = service
     return app
+
+
+def _exception_headers(exc: Exception) -> dict[str, str] | None:
+    headers = getattr(exc, "headers", None)
+    return dict(headers) if headers else None
 
 
 def parse_json_body(request: Request, raw: bytes) -> Any:
