@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +48,44 @@ class NewSession:
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    workspace_id: int
+    segment_key: int
+    segment_id: str
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    filter_json: str
+    analytics_enabled: bool
+    tracking_since: int | None  # microseconds since the epoch
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedSegment:
+    """What recording needs of a tracked segment: its rollup key and its filter."""
+
+    segment_key: int
+    filter_json: str
+
+
+# Given the workspace's tracked segments and the stored attributes (JSON text) of the
+# users of a batch, return the segment keys each user matches (absent = none).
+Classifier = Callable[[Sequence[TrackedSegment], Mapping[str, str]], Mapping[str, Sequence[int]]]
+
+# Given the stored attributes (JSON text) of the users that exist, return the new JSON
+# text of every user to write.
+UserUpdater = Callable[[Mapping[str, str]], Mapping[str, str]]
+
+MAX_TRACKED_SEGMENTS = 25
+
+
+class TrackingLimitError(ValueError):
+    """Turning tracking on would exceed MAX_TRACKED_SEGMENTS in the workspace."""
+
+
+@dataclass(frozen=True, slots=True)
 class RecordOutcome:
     recorded: int
     duplicates: int
@@ -89,8 +127,34 @@ class Store(Protocol):
     def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool: ...
     def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None: ...
 
+    # users and segments
+    def update_users(
+        self, workspace_id: int, external_ids: Sequence[str], update: UserUpdater, now: int
+    ) -> None: ...
+    def user_attributes(self, workspace_id: int, external_id: str) -> str | None: ...
+    def create_segment(
+        self,
+        workspace_id: int,
+        segment_id: str,
+        name: str,
+        description: str,
+        tags: Sequence[str],
+        filter_json: str,
+        analytics: bool,
+        now: int,
+    ) -> Segment: ...
+    def set_segment_tracking(
+        self, workspace_id: int, segment_id: str, enabled: bool, now: int
+    ) -> Segment | None: ...
+    def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None: ...
+    def list_segments(
+        self, workspace_id: int, offset: int, limit: int, descending: bool
+    ) -> list[Segment]: ...
+
     # sessions
-    def record_sessions(self, workspace_id: int, sessions: Sequence[NewSession]) -> RecordOutcome: ...
+    def record_sessions(
+        self, workspace_id: int, sessions: Sequence[NewSession], classify: Classifier | None = None
+    ) -> RecordOutcome: ...
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]: ...

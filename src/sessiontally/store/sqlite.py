@@ -11,15 +11,29 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from .base import ApiKey, App, DuplicateNameError, NewSession, RecordOutcome, Workspace
+import orjson
 
-QUARTER_US = 900 * 1_000_000
+from .base import (
+    MAX_TRACKED_SEGMENTS,
+    ApiKey,
+    App,
+    Classifier,
+    DuplicateNameError,
+    NewSession,
+    RecordOutcome,
+    Segment,
+    TrackedSegment,
+    TrackingLimitError,
+    UserUpdater,
+    Workspace,
+)
+from .rollup import rollup_increments
+
 BUSY_TIMEOUT_S = 30.0
 _IN_CHUNK = 500  # session ids per "already recorded?" lookup (well under SQLite's 32766)
 
@@ -235,11 +249,147 @@ class SqliteStore:
                 (seen_at, workspace_id, key_id),
             )
 
+    # --------------------------------------------------------- users and segments
+
+    def update_users(
+        self, workspace_id: int, external_ids: Sequence[str], update: UserUpdater, now: int
+    ) -> None:
+        ids = sorted(set(external_ids))
+        with self._write() as conn:
+            current: dict[str, str] = {}
+            for begin in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[begin : begin + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                current.update(
+                    conn.execute(
+                        f"SELECT external_id, attributes FROM users WHERE workspace_id = ?"
+                        f" AND external_id IN ({marks})",
+                        (workspace_id, *chunk),
+                    ).fetchall()
+                )
+            conn.executemany(
+                "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, external_id)"
+                " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
+                [(workspace_id, ext, text, now) for ext, text in update(current).items()],
+            )
+
+    def user_attributes(self, workspace_id: int, external_id: str) -> str | None:
+        row = self._conn().execute(
+            "SELECT attributes FROM users WHERE workspace_id = ? AND external_id = ?",
+            (workspace_id, external_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    _SEGMENT_COLUMNS = (
+        "workspace_id, segment_key, segment_id, name, description, tags, filter,"
+        " analytics_enabled, tracking_since, created_at, updated_at"
+    )
+
+    @staticmethod
+    def _segment(row: Sequence[object]) -> Segment:
+        ws, key, sid, name, description, tags, filter_json, enabled, since, created, updated = row
+        return Segment(
+            int(ws),  # type: ignore[arg-type]
+            int(key),  # type: ignore[arg-type]
+            str(sid),
+            str(name),
+            str(description),
+            tuple(orjson.loads(str(tags))),
+            str(filter_json),
+            bool(enabled),
+            since,  # type: ignore[arg-type]
+            int(created),  # type: ignore[arg-type]
+            int(updated),  # type: ignore[arg-type]
+        )
+
+    @staticmethod
+    def _check_tracking_room(conn: sqlite3.Connection, workspace_id: int) -> None:
+        (tracked,) = conn.execute(
+            "SELECT COUNT(*) FROM segments WHERE workspace_id = ? AND analytics_enabled = 1",
+            (workspace_id,),
+        ).fetchone()
+        if tracked >= MAX_TRACKED_SEGMENTS:
+            raise TrackingLimitError(
+                f"at most {MAX_TRACKED_SEGMENTS} segments per workspace may have analytics"
+                " tracking on; turn one off first"
+            )
+
+    def create_segment(
+        self,
+        workspace_id: int,
+        segment_id: str,
+        name: str,
+        description: str,
+        tags: Sequence[str],
+        filter_json: str,
+        analytics: bool,
+        now: int,
+    ) -> Segment:
+        with self._write() as conn:
+            if analytics:
+                self._check_tracking_room(conn, workspace_id)
+            (key,) = conn.execute(
+                "SELECT COALESCE(MAX(segment_key), 0) + 1 FROM segments WHERE workspace_id = ?",
+                (workspace_id,),
+            ).fetchone()
+            conn.execute(
+                f"INSERT INTO segments ({self._SEGMENT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (workspace_id, key, segment_id, name, description, orjson.dumps(list(tags)).decode(),
+                 filter_json, int(analytics), now if analytics else None, now, now),
+            )
+        segment = self.get_segment(workspace_id, segment_id)
+        assert segment is not None
+        return segment
+
+    def set_segment_tracking(
+        self, workspace_id: int, segment_id: str, enabled: bool, now: int
+    ) -> Segment | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT analytics_enabled FROM segments WHERE workspace_id = ? AND segment_id = ?",
+                (workspace_id, segment_id),
+            ).fetchone()
+            if row is None:
+                return None
+            if bool(row[0]) != enabled:
+                if enabled:
+                    self._check_tracking_room(conn, workspace_id)
+                conn.execute(
+                    "UPDATE segments SET analytics_enabled = ?, updated_at = ?,"
+                    " tracking_since = CASE WHEN ? THEN ? ELSE tracking_since END"
+                    " WHERE workspace_id = ? AND segment_id = ?",
+                    (int(enabled), now, int(enabled), now, workspace_id, segment_id),
+                )
+        return self.get_segment(workspace_id, segment_id)
+
+    def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None:
+        row = self._conn().execute(
+            f"SELECT {self._SEGMENT_COLUMNS} FROM segments WHERE workspace_id = ? AND segment_id = ?",
+            (workspace_id, segment_id),
+        ).fetchone()
+        return self._segment(row) if row else None
+
+    def list_segments(
+        self, workspace_id: int, offset: int, limit: int, descending: bool
+    ) -> list[Segment]:
+        order = "DESC" if descending else "ASC"
+        rows = self._conn().execute(
+            f"SELECT {self._SEGMENT_COLUMNS} FROM segments WHERE workspace_id = ?"
+            f" ORDER BY created_at {order}, segment_key {order} LIMIT ? OFFSET ?",
+            (workspace_id, limit, offset),
+        ).fetchall()
+        return [self._segment(row) for row in rows]
+
     # ------------------------------------------------------------------ sessions
 
-    def record_sessions(self, workspace_id: int, sessions: Sequence[NewSession]) -> RecordOutcome:
+    def record_sessions(
+        self, workspace_id: int, sessions: Sequence[NewSession], classify: Classifier | None = None
+    ) -> RecordOutcome:
         """Record a batch in one transaction: new session ids are inserted and counted,
-        known ones (earlier, or earlier in this batch) are duplicates. First write wins."""
+        known ones (earlier, or earlier in this batch) are duplicates. First write wins.
+        Each new session also counts toward the tracked segments its user matches now."""
         unique: dict[str, NewSession] = {}
         for session in sessions:
             unique.setdefault(session.session_id, session)
@@ -254,8 +404,48 @@ class SqliteStore:
                     for s in fresh
                 ],
             )
-            self._add_counts(conn, workspace_id, fresh)
+            segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+            conn.executemany(
+                "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
+                " DO UPDATE SET sessions = sessions + excluded.sessions",
+                [(workspace_id, *row) for row in rollup_increments(fresh, segments)],
+            )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
+
+    def _classify(
+        self,
+        conn: sqlite3.Connection,
+        workspace_id: int,
+        fresh: Sequence[NewSession],
+        classify: Classifier,
+    ) -> list[Sequence[int]] | None:
+        """Segment keys per fresh session, read inside the recording transaction so that
+        membership is the user's at the moment the session is recorded."""
+        tracked = [
+            TrackedSegment(key, filter_json)
+            for key, filter_json in conn.execute(
+                "SELECT segment_key, filter FROM segments WHERE workspace_id = ?"
+                " AND analytics_enabled = 1 ORDER BY segment_key",
+                (workspace_id,),
+            )
+        ]
+        if not tracked or not fresh:
+            return None
+        users = sorted({s.external_id for s in fresh})
+        stored: dict[str, str] = {}
+        for begin in range(0, len(users), _IN_CHUNK):
+            chunk = users[begin : begin + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            stored.update(
+                conn.execute(
+                    f"SELECT external_id, attributes FROM users WHERE workspace_id = ?"
+                    f" AND external_id IN ({marks})",
+                    (workspace_id, *chunk),
+                ).fetchall()
+            )
+        matches = classify(tracked, stored)
+        return [matches.get(s.external_id, ()) for s in fresh]
 
     @staticmethod
     def _known_ids(conn: sqlite3.Connection, workspace_id: int, ids: list[str]) -> set[str]:
@@ -272,20 +462,6 @@ class SqliteStore:
                 )
             )
         return known
-
-    @staticmethod
-    def _add_counts(conn: sqlite3.Connection, workspace_id: int, fresh: Sequence[NewSession]) -> None:
-        counts: Counter[tuple[int, int, int]] = Counter()
-        for s in fresh:
-            quarter = s.started_at // QUARTER_US
-            counts[(s.app_key, 0, quarter)] += 1
-            counts[(0, 0, quarter)] += 1
-        conn.executemany(
-            "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
-            " DO UPDATE SET sessions = sessions + excluded.sessions",
-            [(workspace_id, app, seg, quarter, n) for (app, seg, quarter), n in counts.items()],
-        )
 
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
