@@ -14,11 +14,26 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
+from typing import Any
 
+import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from .base import ApiKey, App, DuplicateNameError, NewSession, RecordOutcome, Workspace
+from .base import (
+    MAX_TRACKED_SEGMENTS,
+    ApiKey,
+    App,
+    Classifier,
+    DuplicateNameError,
+    NewSession,
+    RecordOutcome,
+    Segment,
+    TrackedSegment,
+    TrackingLimitError,
+    UserUpdater,
+    Workspace,
+)
 from .rollup import rollup_increments
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
@@ -200,7 +215,9 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ sessions
 
-    def record_sessions(self, workspace_id: int, sessions: Sequence[NewSession]) -> RecordOutcome:
+    def record_sessions(
+        self, workspace_id: int, sessions: Sequence[NewSession], classify: Classifier | None = None
+    ) -> RecordOutcome:
         unique: dict[str, NewSession] = {}
         for session in sessions:
             unique.setdefault(session.session_id, session)
@@ -223,22 +240,181 @@ class PostgresStore:
             ).fetchall()
             new_ids = {row[0] for row in inserted}
             fresh = [s for s in ordered if s.session_id in new_ids]
-            self._add_counts(conn, workspace_id, fresh)
+            segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+            rows = rollup_increments(fresh, segments)
+            if rows:
+                apps, segs, quarters, counts = (list(column) for column in zip(*rows, strict=True))
+                conn.execute(
+                    "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
+                    " SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::bigint[])"
+                    " ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
+                    " DO UPDATE SET sessions = session_counts.sessions + excluded.sessions",
+                    (workspace_id, apps, segs, quarters, counts),
+                )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
 
     @staticmethod
-    def _add_counts(conn: psycopg.Connection, workspace_id: int, fresh: Sequence[NewSession]) -> None:
-        rows = rollup_increments(fresh)
-        if not rows:
-            return
-        apps, segments, quarters, counts = (list(column) for column in zip(*rows, strict=True))
-        conn.execute(
-            "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
-            " SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::bigint[])"
-            " ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
-            " DO UPDATE SET sessions = session_counts.sessions + excluded.sessions",
-            (workspace_id, apps, segments, quarters, counts),
+    def _classify(
+        conn: psycopg.Connection,
+        workspace_id: int,
+        fresh: Sequence[NewSession],
+        classify: Classifier,
+    ) -> list[Sequence[int]] | None:
+        """Segment keys per fresh session. The users' rows are read FOR SHARE, so an
+        attribute update of the same users waits for this batch (or this batch for it):
+        membership is the user's at the moment the session is recorded."""
+        tracked = [
+            TrackedSegment(key, filter_json)
+            for key, filter_json in conn.execute(
+                "SELECT segment_key, filter FROM segments WHERE workspace_id = %s"
+                " AND analytics_enabled ORDER BY segment_key",
+                (workspace_id,),
+            )
+        ]
+        if not tracked or not fresh:
+            return None
+        users = sorted({s.external_id for s in fresh})
+        stored = dict(
+            conn.execute(
+                "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
+                " AND external_id = ANY(%s) ORDER BY external_id FOR SHARE",
+                (workspace_id, users),
+            ).fetchall()
         )
+        matches = classify(tracked, stored)
+        return [matches.get(s.external_id, ()) for s in fresh]
+
+    # --------------------------------------------------------- users and segments
+
+    def update_users(
+        self, workspace_id: int, external_ids: Sequence[str], update: UserUpdater, now: int
+    ) -> None:
+        ids = sorted(set(external_ids))
+        with self._tx() as conn:
+            current = dict(
+                conn.execute(
+                    "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
+                    " AND external_id = ANY(%s) ORDER BY external_id FOR UPDATE",
+                    (workspace_id, ids),
+                ).fetchall()
+            )
+            changed = sorted(update(current).items())
+            if changed:
+                conn.execute(
+                    "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
+                    " SELECT %s, e, a, %s FROM unnest(%s::text[], %s::text[]) AS u(e, a)"
+                    " ON CONFLICT (workspace_id, external_id)"
+                    " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
+                    (workspace_id, now, [e for e, _ in changed], [t for _, t in changed]),
+                )
+
+    def user_attributes(self, workspace_id: int, external_id: str) -> str | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT attributes FROM users WHERE workspace_id = %s AND external_id = %s",
+                (workspace_id, external_id),
+            ).fetchone()
+        return row[0] if row else None
+
+    _SEGMENT_COLUMNS = (
+        "workspace_id, segment_key, segment_id, name, description, tags, filter,"
+        " analytics_enabled, tracking_since, created_at, updated_at"
+    )
+
+    @staticmethod
+    def _segment(row: Sequence[Any]) -> Segment:
+        ws, key, sid, name, description, tags, filter_json, enabled, since, created, updated = row
+        return Segment(int(ws), int(key), str(sid), str(name), str(description),
+                       tuple(orjson.loads(str(tags))), str(filter_json), bool(enabled),
+                       since, int(created), int(updated))
+
+    @staticmethod
+    def _check_tracking_room(conn: psycopg.Connection, workspace_id: int) -> None:
+        (tracked,) = conn.execute(
+            "SELECT COUNT(*) FROM segments WHERE workspace_id = %s AND analytics_enabled",
+            (workspace_id,),
+        ).fetchone()
+        if tracked >= MAX_TRACKED_SEGMENTS:
+            raise TrackingLimitError(
+                f"at most {MAX_TRACKED_SEGMENTS} segments per workspace may have analytics"
+                " tracking on; turn one off first"
+            )
+
+    @staticmethod
+    def _lock_workspace(conn: psycopg.Connection, workspace_id: int) -> None:
+        """Serialise per-workspace allocations and limits (a row lock on the workspace)."""
+        conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
+
+    def create_segment(
+        self,
+        workspace_id: int,
+        segment_id: str,
+        name: str,
+        description: str,
+        tags: Sequence[str],
+        filter_json: str,
+        analytics: bool,
+        now: int,
+    ) -> Segment:
+        with self._tx() as conn:
+            self._lock_workspace(conn, workspace_id)
+            if analytics:
+                self._check_tracking_room(conn, workspace_id)
+            (key,) = conn.execute(
+                "SELECT COALESCE(MAX(segment_key), 0) + 1 FROM segments WHERE workspace_id = %s",
+                (workspace_id,),
+            ).fetchone()
+            row = conn.execute(
+                f"INSERT INTO segments ({self._SEGMENT_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {self._SEGMENT_COLUMNS}",
+                (workspace_id, key, segment_id, name, description, orjson.dumps(list(tags)).decode(),
+                 filter_json, analytics, now if analytics else None, now, now),
+            ).fetchone()
+        return self._segment(row)
+
+    def set_segment_tracking(
+        self, workspace_id: int, segment_id: str, enabled: bool, now: int
+    ) -> Segment | None:
+        with self._tx() as conn:
+            self._lock_workspace(conn, workspace_id)
+            row = conn.execute(
+                "SELECT analytics_enabled FROM segments WHERE workspace_id = %s AND segment_id = %s",
+                (workspace_id, segment_id),
+            ).fetchone()
+            if row is None:
+                return None
+            if bool(row[0]) != enabled:
+                if enabled:
+                    self._check_tracking_room(conn, workspace_id)
+                conn.execute(
+                    "UPDATE segments SET analytics_enabled = %s, updated_at = %s,"
+                    " tracking_since = CASE WHEN %s THEN %s ELSE tracking_since END"
+                    " WHERE workspace_id = %s AND segment_id = %s",
+                    (enabled, now, enabled, now, workspace_id, segment_id),
+                )
+        return self.get_segment(workspace_id, segment_id)
+
+    def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {self._SEGMENT_COLUMNS} FROM segments"
+                " WHERE workspace_id = %s AND segment_id = %s",
+                (workspace_id, segment_id),
+            ).fetchone()
+        return self._segment(row) if row else None
+
+    def list_segments(
+        self, workspace_id: int, offset: int, limit: int, descending: bool
+    ) -> list[Segment]:
+        order = "DESC" if descending else "ASC"
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {self._SEGMENT_COLUMNS} FROM segments WHERE workspace_id = %s"
+                f" ORDER BY created_at {order}, segment_key {order} LIMIT %s OFFSET %s",
+                (workspace_id, limit, offset),
+            ).fetchall()
+        return [self._segment(row) for row in rows]
 
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
