@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from . import buckets, ipallow, keys, limits
-from .store.base import App, DuplicateNameError, Store, Workspace
+import orjson
+
+from . import buckets, ipallow, keys, limits, segments
+from .store.base import App, DuplicateNameError, Segment, Store, TrackingLimitError, Workspace
 
 
 class AdminError(ValueError):
@@ -104,3 +107,55 @@ def revoke_key(store: Store, workspace: Workspace, ref: str) -> None:
     key_hash = None if key_id is not None else keys.hash_key(ref)
     if not store.revoke_key(workspace.workspace_id, key_hash, key_id):
         raise AdminError("no such active key in this workspace")
+
+
+# ---------------------------------------------------------------------- segments
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 100
+MAX_DESCRIPTION_LENGTH = 4000
+
+
+def create_segment(
+    store: Store,
+    workspace: Workspace,
+    name: str,
+    filter_text: str,
+    description: str = "",
+    tags: Sequence[str] = (),
+    analytics: bool = False,
+) -> Segment:
+    """A segment from a filter given as JSON text (validated; stored in canonical form)."""
+    name = _name(name, "segment name")
+    try:
+        parsed = segments.parse_filter_json(filter_text)
+    except segments.FilterError as exc:
+        raise AdminError(f"invalid filter: {exc}") from None
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise AdminError(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    clean_tags = list(dict.fromkeys(t.strip() for t in tags))
+    if len(clean_tags) > MAX_TAGS or any(not 1 <= len(t) <= MAX_TAG_LENGTH for t in clean_tags):
+        raise AdminError(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters")
+    canonical = orjson.dumps(segments.filter_to_json(parsed)).decode()
+    try:
+        return store.create_segment(
+            workspace.workspace_id, str(uuid.uuid4()), name, description, clean_tags, canonical,
+            analytics, _now_us(),
+        )
+    except TrackingLimitError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def set_segment_analytics(store: Store, workspace: Workspace, segment_id: str, enabled: bool) -> Segment:
+    """Turn analytics tracking on or off (not retroactive: counting starts now)."""
+    try:
+        segment = store.set_segment_tracking(workspace.workspace_id, segment_id, enabled, _now_us())
+    except TrackingLimitError as exc:
+        raise AdminError(str(exc)) from None
+    if segment is None:
+        raise AdminError(f"no segment {segment_id!r} in this workspace")
+    return segment
+
+
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)

@@ -8,17 +8,27 @@ the status and the contract's message.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import buckets, ingest, ipallow, keys
+from . import audience, buckets, ingest, ipallow, keys
 from .ratelimit import RateDecision, RateLimiter
 from .series_query import InvalidParameter, parse_series_query
 from .store.base import ApiKey, NewSession, Store, Workspace
 
 INVALID_KEY = "Invalid API key"
 KEY_TOUCH_INTERVAL_S = 60
+
+
+@contextmanager
+def _as_client_error() -> Iterator[None]:
+    try:
+        yield
+    except audience.AudienceError as exc:
+        extra = {"errors": exc.errors} if exc.errors is not None else {}
+        raise ClientError(400, str(exc), **extra) from None
 
 
 class ClientError(Exception):
@@ -61,6 +71,7 @@ class Service:
         self.limiter = limiter
         self.clock = clock
         self._touched: dict[tuple[int, int], float] = {}
+        self.classifier = audience.SegmentClassifier()
 
     # ------------------------------------------------------------------ access
 
@@ -136,7 +147,7 @@ class Service:
         error_list = [e.as_json() for e in errors]
         if not rows:
             raise ClientError(400, "no valid sessions in the request", errors=error_list)
-        outcome = self.store.record_sessions(workspace.workspace_id, rows)
+        outcome = self.store.record_sessions(workspace.workspace_id, rows, self.classifier)
         return TrackResult(outcome.recorded, outcome.duplicates, error_list)
 
     # ------------------------------------------------------------------ export
@@ -149,7 +160,12 @@ class Service:
         except InvalidParameter as exc:
             raise ClientError(400, str(exc)) from None
 
-        zone_name = query.time_zone or workspace.time_zone
+        zone_name = workspace.time_zone
+        if query.time_zone is not None:
+            # Zone names never hold a space, but "Etc/GMT+5" sent unencoded arrives as
+            # "Etc/GMT 5" (a '+' in a query string decodes to a space): read it back as '+',
+            # as ending_at does.
+            zone_name = query.time_zone.replace(" ", "+")
         try:
             zone = buckets.load_zone(zone_name)
         except buckets.UnknownZoneError:
@@ -180,19 +196,40 @@ class Service:
         return [{"time": b.label, "sessions": n} for b, n in zip(series, counts, strict=True)]
 
     def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
-        raise ClientError(400, "'segment_id' is not a segment of this workspace")
+        with _as_client_error():
+            return audience.tracked_segment_key(self.store, workspace, segment_id)
+
+    # ------------------------------------------------------------------ users, segments
+
+    def track_users(self, workspace: Workspace, body: Any) -> dict[str, Any]:
+        with _as_client_error():
+            return audience.track_users(self.store, workspace, body, int(self.clock() * 1_000_000))
+
+    def list_segments(self, workspace: Workspace, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+        with _as_client_error():
+            return audience.list_segments(self.store, workspace, pairs)
+
+    def segment_details(
+        self, workspace: Workspace, pairs: Iterable[tuple[str, str]]
+    ) -> dict[str, Any]:
+        with _as_client_error():
+            return audience.segment_details(self.store, workspace, pairs)
 
     def _count(
         self, workspace_id: int, app_key: int, segment_key: int, series: tuple[buckets.Bucket, ...]
     ) -> list[int]:
         edges = [b.start for b in series] + [series[-1].end]
-        if all(edge % 900 == 0 for edge in edges):
+        if segment_key or all(edge % 900 == 0 for edge in edges):
+            # Segment membership is only in the rollup: a boundary off the grid (below) is
+            # rounded down to its quarter-hour there.
             return self.store.count_by_quarters(
                 workspace_id, app_key, segment_key, [edge // 900 for edge in edges]
             )
         # A historical zone rule whose boundaries are not on the quarter-hour grid
         # (e.g. Africa/Monrovia before 1972): count those buckets from the raw sessions.
         return [
-            self.store.count_raw_in_range(workspace_id, app_key, b.start * 1_000_000, b.end * 1_000_000)
+            self.store.count_raw_in_range(
+                workspace_id, app_key, b.start * 1_000_000, b.end * 1_000_000
+            )
             for b in series
         ]

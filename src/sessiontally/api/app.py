@@ -113,6 +113,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         return await run_in_threadpool(_guarded, service, request, "sessions.track", action)
 
+    async def users_track(request: Request) -> Response:
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return error_response(413, f"Request body exceeds {limits.MAX_BODY_BYTES} bytes")
+
+        def action(principal: Principal) -> tuple[int, Any]:
+            return 201, service.track_users(principal.workspace, parse_json_body(request, raw))
+
+        return await run_in_threadpool(_guarded, service, request, "users.track", action)
+
+    async def segments_list(request: Request) -> Response:
+        pairs = query_pairs(request)
+
+        def action(principal: Principal) -> tuple[int, Any]:
+            return 200, service.list_segments(principal.workspace, pairs)
+
+        return await run_in_threadpool(_guarded, service, request, "segments.list", action)
+
+    async def segments_details(request: Request) -> Response:
+        pairs = query_pairs(request)
+
+        def action(principal: Principal) -> tuple[int, Any]:
+            return 200, service.segment_details(principal.workspace, pairs)
+
+        return await run_in_threadpool(_guarded, service, request, "segments.details", action)
+
     async def healthz(request: Request) -> Response:
         try:
             healthy = await run_in_threadpool(store.ping)
@@ -152,6 +179,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/sessions/data_series", data_series, methods=["GET"]),
         Route("/sessions/track", sessions_track, methods=["POST"]),
+        Route("/users/track", users_track, methods=["POST"]),
+        Route("/segments/list", segments_list, methods=["GET"]),
+        Route("/segments/details", segments_details, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),

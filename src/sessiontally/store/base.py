@@ -70,9 +70,11 @@ class TrackedSegment:
     filter_json: str
 
 
-# Given the workspace's tracked segments and the stored attributes (JSON text) of the
-# users of a batch, return the segment keys each user matches (absent = none).
-Classifier = Callable[[Sequence[TrackedSegment], Mapping[str, str]], Mapping[str, Sequence[int]]]
+# Given the workspace's tracked segments, the users of a batch and the stored attributes
+# (JSON text) of those who have any, return the segment keys each user matches.
+Classifier = Callable[
+    [Sequence[TrackedSegment], Sequence[str], Mapping[str, str]], Mapping[str, Sequence[int]]
+]
 
 # Given the stored attributes (JSON text) of the users that exist, return the new JSON
 # text of every user to write.

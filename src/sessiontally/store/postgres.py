@@ -281,7 +281,7 @@ class PostgresStore:
                 (workspace_id, users),
             ).fetchall()
         )
-        matches = classify(tracked, stored)
+        matches = classify(tracked, users, stored)
         return [matches.get(s.external_id, ()) for s in fresh]
 
     # --------------------------------------------------------- users and segments

@@ -444,7 +444,7 @@ class SqliteStore:
                     (workspace_id, *chunk),
                 ).fetchall()
             )
-        matches = classify(tracked, stored)
+        matches = classify(tracked, users, stored)
         return [matches.get(s.external_id, ()) for s in fresh]
 
     @staticmethod
