@@ -231,3 +231,12 @@ def test_lenient_ending_at_in_time_zone(client, tenants, ending_at, day_label, h
         response = series(client, key, f"length=2&unit={unit}&ending_at={ending_at}&time_zone=Asia/Kathmandu")
         assert response.status_code == 200, (ending_at, unit, response.text)
         assert response.json()["data"][-1]["time"] == label, (ending_at, unit, response.json())
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT%2B5", "Etc/GMT+5"])  # encoded, and '+' decoded to a space
+def test_time_zone_with_a_plus_sign(client, tenants, zone):
+    _, _, key = tenants["a"]
+    response = series(client, key, f"length=2&unit=hour&ending_at=2025-06-01T12:00:00Z&time_zone={zone}")
+    assert response.status_code == 200, response.text
+    labels = [p["time"] for p in response.json()["data"]]
+    assert labels == ["2025-06-01T06:00:00-05:00", "2025-06-01T07:00:00-05:00"]
