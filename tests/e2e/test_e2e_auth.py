@@ -114,6 +114,19 @@ def test_ipv4_allowlist(client, shared_db, allowed, ok):
             assert_invalid_key(response)
 
 
+@pytest.mark.xfail(
+    reason="uvicorn trusts X-Forwarded-For from 127.0.0.1 by default (proxy_headers=True,"
+    " FORWARDED_ALLOW_IPS=127.0.0.1), so a local client can claim any address; `serve` should"
+    " make proxy trust explicit (cli.py, not owned by this suite)",
+    strict=False,
+)
+def test_allowlist_cannot_be_bypassed_with_forwarded_headers(client, shared_db):
+    ws = shared_db.workspace()
+    key = shared_db.key(ws, allowed_ips=["10.0.0.0/8"])
+    for header in ({"X-Forwarded-For": "10.1.2.3"}, {"Forwarded": "for=10.1.2.3"}):
+        assert_invalid_key(client.get(SERIES, headers={**bearer(key), **header}))
+
+
 def _ipv6_loopback_works() -> bool:
     if not socket.has_ipv6:
         return False
