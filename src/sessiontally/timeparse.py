@@ -21,7 +21,7 @@ _PATTERN = re.compile(
         (?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?
         (?P<offset>
             [Zz]
-          | \ ?[+\-\ ]\d{1,2}(?::?\d{2})?
+          | \ ?[+\-\ ](?:\d{2}:?\d{2}|\d:\d{2}|\d{1,2})  # not +123: a 1-digit hour needs ':'
         )?
     )?
     """,
