@@ -17,9 +17,19 @@ def parse_entry(text: str) -> Network:
         raise ValueError(f"{text!r} is not an IP address or CIDR subnet") from None
 
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: Network) -> Network:
+    """An entry inside ::ffff:0:0/96 as the IPv4 subnet it means (clients are unmapped too)."""
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+        return ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+    return network
+
+
 @lru_cache(maxsize=1024)
 def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
-    return tuple(parse_entry(e) for e in entries)
+    return tuple(_unmapped(parse_entry(e)) for e in entries)
 
 
 def is_allowed(client: str | None, entries: Iterable[str]) -> bool:
