@@ -151,6 +151,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.starts = 0
+        self.graceful: bool | None = None  # did the last stop() end without SIGKILL?
+        self.returncode: int | None = None
         self.stderr_path = log_dir / "server-0.stderr"
 
     @property
@@ -220,10 +222,14 @@ class ServerProcess:
         if self.proc is None:
             return
         self._signal_group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        self._signal_group(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.graceful = True
+        try:
+            self.returncode = self.proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            self.graceful = False
+            self._signal_group(signal.SIGKILL)
+            self.returncode = self.proc.wait(timeout=10)
+        self._signal_group(signal.SIGKILL)  # any worker left behind
         self._reap_group()
         self.proc = None
 

@@ -144,3 +144,21 @@ def _concurrent_window(server, shared_db, limit: int, threads: int, per_thread: 
     assert all(r[1] == 0 and r[3] is not None and int(r[3]) >= 1 for r in refused)
     assert shared_db.sqlite.count_raw_sessions(ws.workspace_id) == sum(1 for r in ok if r[0] == 201)
     return True
+
+
+def test_count_survives_a_restart_and_the_server_stops_gracefully(server_factory, db):
+    avoid_hour_boundary(60)
+    ws, apps, key = db.tenant(rate_limit=5)
+    server = server_factory(db, workers=2)
+    with server.client() as c:
+        assert [c.get(SERIES, headers=bearer(key)).status_code for _ in range(3)] == [200] * 3
+        assert track(c, key, [session(apps[0].app_id, time.time() - 5, "kept")]).status_code == 201
+    server.restart()
+    # uvicorn re-raises the signal once it has shut down, so -SIGTERM is a clean exit too
+    assert server.graceful and server.returncode in (0, -15), (server.returncode, server.all_stderr())
+    assert "Traceback" not in server.all_stderr()
+    with server.client() as c:
+        response = c.get(SERIES, headers=bearer(key))
+        assert response.status_code == 200 and assert_rate_headers(response, 5) == 0
+        assert c.get(SERIES, headers=bearer(key)).status_code == 429
+        assert db.sqlite.count_raw_sessions(ws.workspace_id) == 1
