@@ -291,6 +291,16 @@ class PostgresStore:
     ) -> None:
         ids = sorted(set(external_ids))
         with self._tx() as conn:
+            # FOR UPDATE cannot lock a user that does not exist yet: two requests creating
+            # the same user would each start from no attributes and the second would
+            # overwrite the first. A transaction-level advisory lock per user (taken in key
+            # order, so concurrent batches cannot deadlock) serialises them.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
+                " hashtextextended(%s::text || '/' || e, 0) AS k FROM unnest(%s::text[]) AS e"
+                " ORDER BY k OFFSET 0) AS keys",
+                (workspace_id, ids),
+            )
             current = dict(
                 conn.execute(
                     "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
