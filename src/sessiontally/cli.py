@@ -192,5 +192,72 @@ def key_revoke(workspace_ref: str, key_ref: str) -> None:
     click.echo("revoked", err=True)
 
 
+# ------------------------------------------------------------------------ import
+
+
+class _UnreadableInput(click.ClickException):
+    exit_code = 2
+
+
+@main.command("import")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("file", metavar="FILE")
+@click.option("--format", "fmt", default=None, metavar="ndjson|csv",
+              help="Override the format told by FILE's extension (.ndjson/.jsonl/.json, .csv); "
+              "stdin ('-') defaults to ndjson.")
+@click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON on stdout.")
+@_admin
+def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: bool) -> None:
+    """Record the sessions of FILE (NDJSON or CSV with the fields of POST /sessions/track;
+    '-' reads stdin) with the API's validation and de-duplication.
+
+    Exit status: 0 when the file was read, even if some lines were rejected; 1 when it had
+    rejections and not one valid session; 2 when it cannot be read.
+    """
+    from . import importer
+
+    try:
+        fmt = importer.detect_format(file, fmt)
+        source = importer.open_source(file)
+    except importer.UnreadableFile as exc:
+        raise _UnreadableInput(str(exc)) from None
+    with source:
+        store = _store()
+        ws = admin.resolve_workspace(store, workspace_ref)
+        try:
+            summary = importer.import_stream(store, ws, source, fmt, progress=sys.stderr.isatty())
+        except importer.UnreadableFile as exc:
+            raise _UnreadableInput(str(exc)) from None
+        except importer.ImportAborted as exc:
+            click.echo(exc.summary.report(), err=True)
+            raise click.ClickException(str(exc)) from None
+    click.echo(summary.report(), err=True)
+    if as_json:
+        click.echo(orjson.dumps(summary.as_json()).decode())
+    click.get_current_context().exit(130 if summary.interrupted else summary.exit_status)
+
+
+# -------------------------------------------------------------------------- demo
+
+
+@main.command("demo")
+@database_option
+@click.option("--workspace", "name", default="demo", show_default=True, help="Workspace name.")
+@click.option("--days", default=120, show_default=True, type=click.IntRange(1, 3650))
+@click.option("--users", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--seed", default=42, show_default=True, type=int)
+@_admin
+def demo_workspace(name: str, days: int, users: int, seed: int) -> None:
+    """Create a demo workspace (America/New_York) with apps, users and months of sessions,
+    then a key with every permission, and print ready-to-paste curl commands."""
+    from . import demo
+
+    store = _store()
+    result = demo.run_demo(store, name, days=days, users=users, seed=seed,
+                           log=lambda line: click.echo(line, err=True))
+    click.echo(demo.curl_commands(result))
+
+
 def run() -> None:  # pragma: no cover - console entry convenience
     sys.exit(main())

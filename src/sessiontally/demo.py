@@ -1,0 +1,231 @@
+"""``sessiontally demo``: a workspace with realistic data to try the API on.
+
+A workspace in America/New_York with three apps (iOS, Android, Web), a few thousand
+users and months of sessions ending now. Volume follows a daily rhythm (few sessions at
+night, a morning rise, a peak in the local evening), a weekly one (the mobile apps busier
+at weekends, the web app much quieter) and a slow growth, with day-to-day noise. Everything
+is drawn from one seeded generator, so the same seed at the same instant gives the same
+data. Sessions are recorded through ``Store.record_sessions`` in large batches, like an
+ingest would, and never start in the future.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from . import admin, buckets, keys
+from .store.base import App, NewSession, Store, Workspace
+
+DEMO_ZONE = "America/New_York"
+DEMO_APPS = (("iOS", "ios"), ("Android", "android"), ("Web", "web"))
+BASE_URL = "http://127.0.0.1:8000"
+MAX_SESSIONS = 400_000  # the rate per user is lowered so that the demo stays fast
+SESSIONS_PER_USER_DAY = 0.55
+RECORD_BATCH = 50_000
+
+# Share of sessions per platform, and its factor per local weekday (Monday first).
+PLATFORM_SHARE = {"ios": 0.45, "android": 0.35, "web": 0.20}
+PLATFORM_WEEK = {
+    "ios": (0.95, 0.95, 0.97, 1.0, 1.08, 1.25, 1.2),
+    "android": (0.97, 0.96, 0.98, 1.0, 1.07, 1.2, 1.15),
+    "web": (1.15, 1.18, 1.17, 1.12, 1.0, 0.55, 0.5),
+}
+# Relative activity per local hour (0..23) on weekdays and at weekends.
+WEEKDAY_HOURS = (0.9, 0.5, 0.3, 0.2, 0.2, 0.35, 0.8, 1.6, 2.2, 2.3, 2.3, 2.5,
+                 2.9, 2.8, 2.7, 2.8, 3.1, 3.6, 4.2, 4.6, 4.5, 3.8, 2.7, 1.7)
+WEEKEND_HOURS = (1.4, 0.9, 0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.1, 1.8, 2.6, 3.1,
+                 3.4, 3.4, 3.3, 3.2, 3.2, 3.4, 3.8, 4.1, 4.0, 3.6, 2.9, 2.1)
+MEDIAN_SESSION_SECONDS = {"ios": 300.0, "android": 270.0, "web": 420.0}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    workspace: Workspace
+    apps: list[App]
+    key: str
+    created: bool  # False when the workspace existed already (only a key was made)
+    sessions: int
+
+
+def add_demo_users_and_segments(store: Store, workspace: Workspace, rng: random.Random) -> None:
+    """Users with attributes and tracked segments for the demo workspace."""
+    return None  # nothing yet: users and segments arrive with the next issue
+
+
+def run_demo(
+    store: Store,
+    name: str = "demo",
+    *,
+    days: int = 120,
+    users: int = 5000,
+    seed: int = 42,
+    now: float | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> DemoResult:
+    """Create the demo workspace and its data, then a key with every permission. If the
+    workspace exists, its data is left alone and only a new key is created."""
+    existing = store.find_workspace(name)
+    if existing is None:
+        try:
+            workspace = admin.create_workspace(store, name, DEMO_ZONE)
+        except admin.AdminError:
+            existing = store.find_workspace(name)  # created meanwhile by someone else
+            if existing is None:
+                raise
+    if existing is not None:
+        log(f"workspace {name!r} already exists: its data is left as it is; created a new key")
+        return DemoResult(existing, store.list_apps(existing.workspace_id),
+                          _new_key(store, existing), False, 0)
+
+    started = time.perf_counter()
+    now = time.time() if now is None else now
+    apps = [admin.create_app(store, workspace, app_name, platform) for app_name, platform in DEMO_APPS]
+    add_demo_users_and_segments(store, workspace, random.Random(f"demo-users-{seed}"))
+    recorded = 0
+    for batch in generate_sessions(random.Random(seed), apps, buckets.load_zone(DEMO_ZONE),
+                                   days=days, users=users, now=now):
+        recorded += store.record_sessions(workspace.workspace_id, batch).recorded
+    key = _new_key(store, workspace)
+    log(
+        f"created workspace {name!r} ({DEMO_ZONE}, id {workspace.workspace_id}) with apps "
+        f"{', '.join(a.name for a in apps)}: {users:,} users, {recorded:,} sessions over the "
+        f"last {days} days, in {time.perf_counter() - started:.1f} s"
+    )
+    return DemoResult(workspace, apps, key, True, recorded)
+
+
+def _new_key(store: Store, workspace: Workspace) -> str:
+    return admin.create_key(store, workspace, "demo", keys.PERMISSIONS).key
+
+
+def curl_commands(result: DemoResult, base_url: str = BASE_URL) -> str:
+    """Ready-to-paste commands (comment lines start with '#')."""
+    header = f"-H 'Authorization: Bearer {result.key}'"
+    url = f"{base_url}/sessions/data_series"
+    out = [
+        f"# sessions per day over the last 30 days (workspace {result.workspace.name!r}, "
+        f"{result.workspace.time_zone}); start the API with: sessiontally serve",
+        f"curl -s {header} '{url}?length=30&unit=day'",
+    ]
+    if result.apps:
+        app = result.apps[0]
+        out += [f"# the same for the {app.name} app only",
+                f"curl -s {header} '{url}?length=30&unit=day&app_id={app.app_id}'"]
+    out += ["# sessions per hour over the last 48 hours",
+            f"curl -s {header} '{url}?length=48&unit=hour'"]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------- sessions
+
+
+def generate_sessions(
+    rng: random.Random,
+    apps: Sequence[App],
+    zone: ZoneInfo,
+    *,
+    days: int,
+    users: int,
+    now: float,
+    batch_size: int = RECORD_BATCH,
+) -> Iterator[list[NewSession]]:
+    """Sessions from local midnight ``days - 1`` days before today until ``now``, in batches,
+    oldest first. Deterministic for a given generator state, apps and ``now``."""
+    now_us = int(now * 1_000_000)
+    today = datetime.fromtimestamp(now, zone).date()
+    first_day = today - timedelta(days=days - 1)
+    start = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone).timestamp())
+    hour0 = start - start % 3600
+
+    width = len(str(users))
+    user_ids = [f"user-{n:0{width}d}" for n in range(1, users + 1)]
+    # Activity per user is heavy-tailed; each user has a favourite platform.
+    activity = [rng.paretovariate(1.6) for _ in user_ids]
+    platforms = [p for _, p in DEMO_APPS]
+    favourite = rng.choices(platforms, weights=[PLATFORM_SHARE[p] for p in platforms], k=users)
+    by_platform = {app.platform or "web": app for app in apps}
+    log_median = {app.app_key: math.log(MEDIAN_SESSION_SECONDS.get(app.platform or "web", 300.0))
+                  for app in apps}
+    users_for: dict[str, list[float]] = {}
+    for platform in by_platform:
+        weights = [a * (0.85 if f == platform else 0.075) for a, f in zip(activity, favourite, strict=True)]
+        users_for[platform] = _cumulative(weights)
+
+    rate = min(SESSIONS_PER_USER_DAY, MAX_SESSIONS / (users * days * 1.15))
+    daily = users * rate
+    weekday_hours = _normalised(WEEKDAY_HOURS)
+    weekend_hours = _normalised(WEEKEND_HOURS)
+    day_noise: dict[date, float] = {}
+    batch: list[NewSession] = []
+    serial = 0
+
+    for hour_start in range(hour0, int(now) + 1, 3600):
+        local = datetime.fromtimestamp(hour_start, zone)
+        day = local.date()
+        if day < first_day:
+            continue
+        if day not in day_noise:
+            day_noise[day] = max(0.5, rng.gauss(1.0, 0.07))
+        weekday = local.weekday()
+        profile = weekend_hours if weekday >= 5 else weekday_hours
+        progress = (day - first_day).days / max(days - 1, 1)
+        level = daily * profile[local.hour] * (0.8 + 0.35 * progress) * day_noise[day]
+        lo_us = max(hour_start, start) * 1_000_000
+        hi_us = min((hour_start + 3600) * 1_000_000, now_us)
+        if hi_us <= lo_us:
+            continue
+        span = (hi_us - lo_us) / 3_600_000_000
+        drawn: list[tuple[int, str, int]] = []
+        for platform, app in by_platform.items():
+            expected = level * PLATFORM_SHARE[platform] * PLATFORM_WEEK[platform][weekday] * span
+            count = _poisson(rng, expected)
+            if not count:
+                continue
+            who = rng.choices(user_ids, cum_weights=users_for[platform], k=count)
+            for external_id in who:
+                drawn.append((lo_us + int(rng.random() * (hi_us - lo_us)), external_id, app.app_key))
+        drawn.sort()
+        for started_at, external_id, app_key in drawn:
+            seconds = min(rng.lognormvariate(log_median[app_key], 0.9), 4 * 3600)
+            ended_at: int | None = started_at + int(seconds * 1_000_000)
+            if ended_at > now_us:  # still going on
+                ended_at = None
+            serial += 1
+            batch.append(NewSession(f"demo-{serial:09d}", external_id, app_key, started_at, ended_at))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _cumulative(weights: Sequence[float]) -> list[float]:
+    total, out = 0.0, []
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
+
+
+def _normalised(values: Sequence[float]) -> tuple[float, ...]:
+    total = sum(values)
+    return tuple(v / total for v in values)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (normal approximation above 30)."""
+    if mean <= 0:
+        return 0
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
