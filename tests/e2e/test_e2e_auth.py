@@ -114,17 +114,22 @@ def test_ipv4_allowlist(client, shared_db, allowed, ok):
             assert_invalid_key(response)
 
 
-@pytest.mark.xfail(
-    reason="uvicorn trusts X-Forwarded-For from 127.0.0.1 by default (proxy_headers=True,"
-    " FORWARDED_ALLOW_IPS=127.0.0.1), so a local client can claim any address; `serve` should"
-    " make proxy trust explicit (cli.py, not owned by this suite)",
-    strict=False,
-)
 def test_allowlist_cannot_be_bypassed_with_forwarded_headers(client, shared_db):
     ws = shared_db.workspace()
     key = shared_db.key(ws, allowed_ips=["10.0.0.0/8"])
     for header in ({"X-Forwarded-For": "10.1.2.3"}, {"Forwarded": "for=10.1.2.3"}):
         assert_invalid_key(client.get(SERIES, headers={**bearer(key), **header}))
+
+
+def test_forwarded_address_is_trusted_only_from_named_proxies(server_factory, db):
+    ws = db.workspace()
+    key = db.key(ws, allowed_ips=["10.0.0.0/8"])
+    server = server_factory(db, env={"SESSIONTALLY_FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    with server.client() as c:
+        forwarded = c.get(SERIES, headers={**bearer(key), "X-Forwarded-For": "10.1.2.3"})
+        assert forwarded.status_code == 200, forwarded.text
+        assert_invalid_key(c.get(SERIES, headers={**bearer(key), "X-Forwarded-For": "192.0.2.1"}))
+        assert_invalid_key(c.get(SERIES, headers=bearer(key)))
 
 
 def _ipv6_loopback_works() -> bool:
