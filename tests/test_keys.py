@@ -10,9 +10,9 @@ from sessiontally import keys
 
 
 def test_key_shape_and_entropy():
-    key = keys.generate_key()
-    assert key.startswith(keys.KEY_PREFIX)
-    body = key[len(keys.KEY_PREFIX):]
+    key = keys.generate_key(42)
+    assert key.startswith(keys.KEY_PREFIX + "42_")
+    body = key[len(keys.KEY_PREFIX + "42_"):]
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body), key
     # 43 URL-safe base64 characters decode to 32 bytes: 256 bits (the contract asks for >= 122)
     assert len(base64.urlsafe_b64decode(body + "=")) == 32
@@ -20,10 +20,17 @@ def test_key_shape_and_entropy():
 
 
 def test_keys_are_distinct():
-    generated = {keys.generate_key() for _ in range(1000)}
+    generated = {keys.generate_key(7) for _ in range(1000)}
     assert len(generated) == 1000
     # every URL-safe character turns up somewhere: not a constant or low-entropy source
-    assert len(set("".join(k[3:] for k in generated))) == 64
+    assert len(set("".join(k[5:] for k in generated))) == 64
+
+
+def test_workspace_of_reads_only_well_formed_keys():
+    assert keys.workspace_of(keys.generate_key(1234)) == 1234
+    for bad in ("", "st_", "st_0_" + "A" * 43, "st_1_" + "A" * 42, "st_1_" + "A" * 44,
+                "xx_1_" + "A" * 43, "st_-1_" + "A" * 43, "st_١_" + "A" * 43, "st_1_" + "é" * 43):
+        assert keys.workspace_of(bad) is None, bad
 
 
 def test_hash_is_sha256_and_stable():
@@ -43,8 +50,8 @@ def test_hash_of_odd_text_does_not_raise():
 
 
 def test_hashes_match():
-    a = keys.hash_key(keys.generate_key())
-    b = keys.hash_key(keys.generate_key())
+    a = keys.hash_key(keys.generate_key(1))
+    b = keys.hash_key(keys.generate_key(1))
     assert keys.hashes_match(a, a)
     assert keys.hashes_match(a, bytes(a))
     assert not keys.hashes_match(a, b)
@@ -53,10 +60,10 @@ def test_hashes_match():
 
 
 def test_display_prefix_does_not_reveal_the_key():
-    key = keys.generate_key()
+    key = keys.generate_key(5)
     prefix = keys.display_prefix(key)
     assert key.startswith(prefix)
-    assert len(prefix) == 10  # 7 random characters: enough to tell keys apart, far from the 43
+    assert len(prefix) == len("st_5_") + 6  # 6 of the 43 secret characters
 
 
 def test_permissions_are_the_contract_ones():

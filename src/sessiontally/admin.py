@@ -88,7 +88,7 @@ def create_key(
             networks.append(str(ipallow.parse_entry(entry)))
         except ValueError as exc:
             raise AdminError(str(exc)) from None
-    secret = keys.generate_key()
+    secret = keys.generate_key(workspace.workspace_id)
     ordered = tuple(dict.fromkeys(permissions))
     key_id = store.create_key(
         workspace.workspace_id,

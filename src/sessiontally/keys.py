@@ -1,14 +1,17 @@
 """API keys: generation, hashing at rest, and the permission names. Pure.
 
-A key is ``st_`` followed by 43 URL-safe characters from ``secrets`` (256 bits). Only its
-SHA-256 is stored: a key has far too much entropy for a slow password hash to add
-anything, and a fast hash keeps authentication cheap on every request.
+A key is ``st_<workspace id>_`` followed by 43 URL-safe characters from ``secrets`` (256
+bits). The workspace id in the clear routes the lookup to the workspace (one shard on
+Citus) and reveals nothing secret. Only the key's SHA-256 is stored: a key has far too
+much entropy for a slow password hash to add anything, and a fast hash keeps
+authentication cheap on every request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 PERMISSIONS = (
@@ -22,8 +25,17 @@ KEY_PREFIX = "st_"
 MAX_KEY_LENGTH = 256
 
 
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+_KEY_FORMAT = re.compile(r"st_([1-9][0-9]{0,17})_[A-Za-z0-9_-]{43}", re.ASCII)
+
+
+def generate_key(workspace_id: int) -> str:
+    return f"{KEY_PREFIX}{workspace_id}_{secrets.token_urlsafe(32)}"
+
+
+def workspace_of(key: str) -> int | None:
+    """The workspace id a well-formed key names, or None for anything else."""
+    match = _KEY_FORMAT.fullmatch(key)
+    return int(match.group(1)) if match else None
 
 
 def hash_key(key: str) -> bytes:
@@ -36,4 +48,7 @@ def hashes_match(presented: bytes, stored: bytes) -> bool:
 
 
 def display_prefix(key: str) -> str:
-    return key[:10]
+    """``st_<workspace>_`` and 6 secret characters: enough to tell keys apart in listings."""
+    workspace_id = workspace_of(key)
+    head = f"{KEY_PREFIX}{workspace_id}_" if workspace_id is not None else ""
+    return key[: len(head) + 6]

@@ -79,8 +79,11 @@ class Service:
         """The key's principal, or ClientError 401 (one body for every reason)."""
         if not token or len(token) > keys.MAX_KEY_LENGTH:
             raise ClientError(401, INVALID_KEY)
+        workspace_id = keys.workspace_of(token)
+        if workspace_id is None:
+            raise ClientError(401, INVALID_KEY)
         presented = keys.hash_key(token)
-        record = self.store.find_key_by_hash(presented)
+        record = self.store.find_key_by_hash(workspace_id, presented)
         if (
             record is None
             or not keys.hashes_match(presented, record.key_hash)

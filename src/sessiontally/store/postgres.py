@@ -184,12 +184,13 @@ class PostgresStore:
             )
         return int(key_id)
 
-    def find_key_by_hash(self, key_hash: bytes) -> ApiKey | None:
+    def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None:
         with self.pool.connection() as conn:
             row = conn.execute(
                 "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
-                " revoked_at, last_seen_at FROM api_keys WHERE key_hash = %s",
-                (key_hash,),
+                " revoked_at, last_seen_at FROM api_keys"
+                " WHERE workspace_id = %s AND key_hash = %s",
+                (workspace_id, key_hash),
             ).fetchone()
         if row is None:
             return None

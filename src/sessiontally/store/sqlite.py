@@ -213,11 +213,11 @@ class SqliteStore:
             )
         return int(key_id)
 
-    def find_key_by_hash(self, key_hash: bytes) -> ApiKey | None:
+    def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None:
         row = self._conn().execute(
             "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
-            " revoked_at, last_seen_at FROM api_keys WHERE key_hash = ?",
-            (key_hash,),
+            " revoked_at, last_seen_at FROM api_keys WHERE workspace_id = ? AND key_hash = ?",
+            (workspace_id, key_hash),
         ).fetchone()
         if row is None:
             return None

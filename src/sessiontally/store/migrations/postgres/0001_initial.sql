@@ -35,7 +35,7 @@ CREATE TABLE api_keys (
     revoked_at   BIGINT,
     PRIMARY KEY (workspace_id, key_id)
 );
-CREATE UNIQUE INDEX api_keys_by_hash ON api_keys (key_hash);
+CREATE UNIQUE INDEX api_keys_by_hash ON api_keys (workspace_id, key_hash);
 
 CREATE TABLE sessions (
     workspace_id BIGINT NOT NULL,

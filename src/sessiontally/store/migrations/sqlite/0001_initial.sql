@@ -24,14 +24,15 @@ CREATE TABLE api_keys (
     workspace_id INTEGER NOT NULL REFERENCES workspaces (workspace_id),
     key_id       INTEGER NOT NULL,
     name         TEXT NOT NULL,
-    key_hash     BLOB NOT NULL UNIQUE,      -- SHA-256 of the secret; the secret is never stored
+    key_hash     BLOB NOT NULL,             -- SHA-256 of the secret; the secret is never stored
     key_prefix   TEXT NOT NULL,             -- first characters, to recognise a key in listings
     permissions  TEXT NOT NULL,             -- space-separated permission names
     allowed_ips  TEXT NOT NULL DEFAULT '',  -- space-separated addresses / CIDRs; empty = any
     created_at   INTEGER NOT NULL,
     last_seen_at INTEGER,
     revoked_at   INTEGER,
-    PRIMARY KEY (workspace_id, key_id)
+    PRIMARY KEY (workspace_id, key_id),
+    UNIQUE (workspace_id, key_hash)
 ) WITHOUT ROWID;
 
 -- The raw record: the idempotency key (workspace_id, session_id) and the source for rebuilds.
