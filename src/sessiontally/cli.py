@@ -88,7 +88,10 @@ def main(ctx: click.Context, database: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str, port: int, workers: int) -> None:
+@click.option("--forwarded-allow-ips", default=None, envvar="SESSIONTALLY_FORWARDED_ALLOW_IPS",
+              help="Comma-separated addresses of reverse proxies whose X-Forwarded-For is "
+              "trusted for the client address (IP allowlists). Default: none.")
+def serve(host: str, port: int, workers: int, forwarded_allow_ips: str | None) -> None:
     """Run the HTTP API."""
     import uvicorn
 
@@ -106,6 +109,10 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level="warning",
         server_header=False,
         timeout_graceful_shutdown=10,
+        # Forwarded headers decide the client address that IP allowlists check, so they
+        # are trusted only from proxies the operator names (never by default).
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "",
     )
 
 
@@ -190,6 +197,49 @@ def key_revoke(workspace_ref: str, key_ref: str) -> None:
     store = _store()
     admin.revoke_key(store, admin.resolve_workspace(store, workspace_ref), key_ref)
     click.echo("revoked", err=True)
+
+
+# ---------------------------------------------------------------------- segments
+
+
+@main.group()
+def segment() -> None:
+    """Create segments and turn their analytics tracking on or off."""
+
+
+@segment.command("create")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.option("--name", required=True)
+@click.option("--filter", "filter_text", required=True, help='Filter JSON, e.g. \'{"attribute": '
+              '"country", "op": "eq", "value": "US"}\'.')
+@click.option("--description", default="")
+@click.option("--tag", "tags", multiple=True, help="Repeatable.")
+@click.option("--analytics", is_flag=True, help="Turn analytics tracking on from now.")
+@click.option("--json", "as_json", is_flag=True)
+@_admin
+def segment_create(workspace_ref: str, name: str, filter_text: str, description: str,
+                   tags: tuple[str, ...], analytics: bool, as_json: bool) -> None:
+    store = _store()
+    created = admin.create_segment(store, admin.resolve_workspace(store, workspace_ref), name,
+                                   filter_text, description, tags, analytics)
+    _emit(as_json, created.segment_id, {"id": created.segment_id, "name": created.name,
+                                        "analytics_tracking_enabled": created.analytics_enabled,
+                                        "tags": list(created.tags)})
+
+
+@segment.command("analytics")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("segment_id")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_admin
+def segment_analytics(workspace_ref: str, segment_id: str, state: str) -> None:
+    """Turn analytics tracking of SEGMENT_ID on or off (not retroactive)."""
+    store = _store()
+    admin.set_segment_analytics(store, admin.resolve_workspace(store, workspace_ref), segment_id,
+                                state == "on")
+    click.echo(f"analytics tracking {state}", err=True)
 
 
 # ------------------------------------------------------------------------ import
