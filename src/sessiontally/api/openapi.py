@@ -68,6 +68,32 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Message": _MESSAGE,
                 "ItemError": item_error,
+                "UserItemError": {
+                    "type": "object",
+                    "required": ["index", "message"],
+                    "properties": {
+                        "index": {"type": "integer",
+                                  "description": "index of the object within its part's array"},
+                        "part": {"type": "string", "enum": ["events", "purchases"],
+                                 "description": "absent for objects of 'attributes'"},
+                        "message": {"type": "string"},
+                    },
+                },
+                "UserAttributes": {
+                    "type": "object",
+                    "required": ["external_id"],
+                    "description": "Other keys are attributes: a string, number, boolean, array "
+                                   "of strings, ISO-8601 datetime (a string with an offset, or "
+                                   '{"$time": "..."}), or null to remove the attribute.',
+                    "properties": {
+                        "external_id": {"type": "string", "minLength": 1,
+                                        "maxLength": limits.MAX_EXTERNAL_ID_LENGTH},
+                        "_update_existing_only": {"type": "boolean",
+                                                  "description": "only update a user that exists"},
+                    },
+                    "additionalProperties": {"type": ["string", "number", "boolean", "array", "object",
+                                                      "null"]},
+                },
                 "Session": {
                     "type": "object",
                     "required": ["session_id", "external_id", "app_id", "started_at"],
@@ -168,6 +194,123 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "413": _error("body over 16 MiB", False),
                         "415": _error("Content-Type is not application/json"),
+                        "414": _error("query string too long", False),
+                        **_common_errors(),
+                    },
+                }
+            },
+            "/users/track": {
+                "post": {
+                    "summary": "Set or remove user attributes (the attributes part of Braze's endpoint)",
+                    "operationId": "usersTrack",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "attributes": {"type": "array", "maxItems": 75,
+                                           "items": {"$ref": "#/components/schemas/UserAttributes"}},
+                            "events": {"type": "array", "maxItems": 75,
+                                       "description": "not supported: each object is refused in errors"},
+                            "purchases": {"type": "array", "maxItems": 75,
+                                          "description": "not supported: each object is refused in errors"},
+                        },
+                    }}}},
+                    "responses": {
+                        "201": {
+                            "description": "attributes applied in order (the last write wins)",
+                            "headers": _RATE_HEADERS,
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "required": ["message", "attributes_processed"],
+                                "properties": {
+                                    "message": {"type": "string"},
+                                    "attributes_processed": {"type": "integer"},
+                                    "errors": {"type": "array",
+                                               "items": {"$ref": "#/components/schemas/UserItemError"}},
+                                },
+                            }}},
+                        },
+                        "400": {
+                            "description": "body of the wrong shape or not JSON, or nothing valid in it",
+                            "headers": _RATE_HEADERS,
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "required": ["message"],
+                                "properties": {"message": {"type": "string"}, "errors": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/UserItemError"}}},
+                            }}},
+                        },
+                        "413": _error("body over 16 MiB", False),
+                        "415": _error("Content-Type is not application/json"),
+                        "414": _error("query string too long", False),
+                        **_common_errors(),
+                    },
+                }
+            },
+            "/segments/list": {
+                "get": {
+                    "summary": "List the workspace's segments, 100 per page by creation time",
+                    "operationId": "segmentsList",
+                    "parameters": [
+                        _query("page", {"type": "integer", "minimum": 0}, "page number; default 0"),
+                        _query("sort_direction", {"type": "string", "enum": ["asc", "desc"]},
+                               "by creation time (case-insensitive); default asc"),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "one page of segments (empty past the last page)",
+                            "headers": _RATE_HEADERS,
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "required": ["segments", "message"],
+                                "properties": {
+                                    "message": {"type": "string"},
+                                    "segments": {"type": "array", "maxItems": 100, "items": {
+                                        "type": "object",
+                                        "required": ["id", "name", "analytics_tracking_enabled", "tags"],
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "name": {"type": "string"},
+                                            "analytics_tracking_enabled": {"type": "boolean"},
+                                            "tags": {"type": "array", "items": {"type": "string"}},
+                                        },
+                                    }},
+                                },
+                            }}},
+                        },
+                        "400": _error("invalid parameter (the message names it)"),
+                        "414": _error("query string too long", False),
+                        **_common_errors(),
+                    },
+                }
+            },
+            "/segments/details": {
+                "get": {
+                    "summary": "Details of one segment",
+                    "operationId": "segmentsDetails",
+                    "parameters": [
+                        _query("segment_id", {"type": "string"}, "a segment of the workspace", True),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the segment",
+                            "headers": _RATE_HEADERS,
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "required": ["created_at", "updated_at", "name", "description",
+                                             "text_description", "tags", "message"],
+                                "properties": {
+                                    "created_at": {"type": "string", "format": "date-time"},
+                                    "updated_at": {"type": "string", "format": "date-time"},
+                                    "name": {"type": "string"},
+                                    "description": {"type": "string"},
+                                    "text_description": {"type": "string",
+                                                         "description": "the filter in words"},
+                                    "tags": {"type": "array", "items": {"type": "string"}},
+                                    "message": {"type": "string"},
+                                },
+                            }}},
+                        },
+                        "400": _error("segment_id missing, repeated, or not a segment of the workspace"),
                         "414": _error("query string too long", False),
                         **_common_errors(),
                     },
