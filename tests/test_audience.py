@@ -447,3 +447,27 @@ def test_classifier_matches_users_without_attributes_only_by_absence():
 def test_iso_micros():
     assert audience.iso_micros(0) == "1970-01-01T00:00:00.000Z"
     assert audience.iso_micros(1_750_000_000_123_999) == "2025-06-15T15:06:40.123Z"
+
+
+def test_segment_series_in_hour_buckets_of_a_quarter_hour_zone(store):
+    """Asia/Kathmandu is +05:45: hour buckets start at :15 UTC; a tracked segment's series
+    is cut exactly there, like the all-users series."""
+    ws = new_workspace(store, "Asia/Kathmandu")
+    app = admin.create_app(store, ws, "app")
+    service = service_for(store, FakeClock(NOW))
+    us = admin.create_segment(store, ws, "US", US, analytics=True)
+    service.track_users(ws, {"attributes": [{"external_id": "u", "country": "US"}]})
+    service.record_items(ws, [
+        {"session_id": sid, "external_id": user, "app_id": app.app_id, "started_at": started}
+        for sid, user, started in [
+            ("a", "u", "2025-06-01T00:14:59Z"),  # 05:59:59 local
+            ("b", "u", "2025-06-01T00:15:00Z"),  # 06:00:00 local
+            ("c", "x", "2025-06-01T00:15:00Z"),
+            ("d", "u", "2025-06-01T01:14:59.999999Z"),
+        ]
+    ])
+    pairs = [("length", "3"), ("unit", "hour"), ("ending_at", "2025-06-01T06:30:00")]
+    labels = ["2025-06-01T04:00:00+05:45", "2025-06-01T05:00:00+05:45", "2025-06-01T06:00:00+05:45"]
+    for segment_pairs, expected in (([], [0, 1, 3]), ([("segment_id", us.segment_id)], [0, 1, 2])):
+        points = service.data_series(ws, pairs + segment_pairs)
+        assert points == [{"time": t, "sessions": n} for t, n in zip(labels, expected, strict=True)]
