@@ -13,7 +13,7 @@ import random
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,7 @@ from common import machine, server, setup_workspace
 
 def batches(app_ids: list[str], total: int, size: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out = []
     for start in range(0, total, size):
         items = [
