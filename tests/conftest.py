@@ -1,25 +1,40 @@
-"""Shared fixtures: temporary databases populated in-process, and real server processes.
+"""Shared fixtures: databases on both engines populated in-process, and real server processes.
 
-``db``/``shared_db``: a temp SQLite store with helpers that create workspaces, apps and
-keys through ``sessiontally.admin`` (the functions behind the CLI).
+Engines: every test that uses ``db``, ``shared_db``, ``store`` or a server built on them
+runs twice, once per engine (ids ``[sqlite]`` and ``[postgres]``): SQLite is a temp file;
+PostgreSQL is a fresh database ``st_test_<random>`` created on the server named by
+``SESSIONTALLY_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+and dropped (``WITH (FORCE)``) at teardown. When PostgreSQL cannot be reached, the
+PostgreSQL variants skip and say why; with ``SESSIONTALLY_REQUIRE_POSTGRES=1`` (CI) they
+fail instead, and so does any other test skipped for want of PostgreSQL.
+``SESSIONTALLY_REQUIRE_REDIS=1`` does the same for Redis (``redis_url``).
+
+``db``/``shared_db``: a migrated database (``TestDatabase``, with its ``url``) with helpers
+that create workspaces, apps and keys through ``sessiontally.admin`` (the functions behind
+the CLI). ``store``: just a fresh migrated ``Store`` of either engine, for store-level tests.
 
 ``server_factory``: starts ``sessiontally serve`` as a real subprocess (its own process
 group), waits for ``/healthz``, captures stderr to a file, and kills every server it
-started at teardown. ``ServerProcess.restart()`` starts it again on the same database;
+started at teardown (a server on a ``TestDatabase`` is stopped before that database is
+dropped). ``ServerProcess.restart()`` starts it again on the same database;
 ``ServerProcess.kill()`` SIGKILLs the whole process group (supervisor and workers).
+The session's shared servers (``shared_server``, ``multi_server``) are one pair per engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -27,7 +42,7 @@ import pytest
 
 from sessiontally import admin
 from sessiontally.store import open_store
-from sessiontally.store.base import App, Workspace
+from sessiontally.store.base import App, Store, Workspace
 from sessiontally.store.sqlite import SqliteStore
 
 ALL_PERMISSIONS = (
@@ -39,28 +54,128 @@ ALL_PERMISSIONS = (
 )
 STARTUP_TIMEOUT_S = 30.0
 
+ENGINES = ("sqlite", "postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SESSIONTALLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_TEST_URL = os.environ.get("SESSIONTALLY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REQUIRE_POSTGRES = os.environ.get("SESSIONTALLY_REQUIRE_POSTGRES") == "1"
+REQUIRE_REDIS = os.environ.get("SESSIONTALLY_REQUIRE_REDIS") == "1"
+
+# Skip reasons that mean "the service this test needs is missing" (ours and
+# tests/segment_support.py's). When that service is required, such a skip is a failure.
+_POSTGRES_MISSING = ("PostgreSQL not reachable", "psycopg is not installed")
+_REDIS_MISSING = ("Redis not reachable", "redis-py is not installed")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test over real HTTP against a real server")
+    config.addinivalue_line("markers", "postgres: the PostgreSQL variant of an engine-parametrised test")
+    config.addinivalue_line("markers", "redis: needs a Redis server")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """In CI (``SESSIONTALLY_REQUIRE_POSTGRES=1`` / ``SESSIONTALLY_REQUIRE_REDIS=1``), a test
+    skipped because PostgreSQL or Redis is missing fails instead, wherever the skip came from."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        for required, markers, variable in (
+            (REQUIRE_POSTGRES, _POSTGRES_MISSING, "SESSIONTALLY_REQUIRE_POSTGRES"),
+            (REQUIRE_REDIS, _REDIS_MISSING, "SESSIONTALLY_REQUIRE_REDIS"),
+        ):
+            if required and any(marker in reason for marker in markers):
+                report.outcome = "failed"
+                report.longrepr = f"{variable}=1 but the test was skipped: {reason}"
+    return report
 
 
 # --------------------------------------------------------------------------- databases
 
 
+@functools.cache
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        return f"psycopg is not installed ({exc})"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any connection failure: say why, then skip
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(exc).strip()[:200]}"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip (or, when required, fail) the calling test if PostgreSQL is not there."""
+    reason = postgres_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"SESSIONTALLY_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def create_postgres_database() -> str:
+    """A new, empty PostgreSQL database; returns its URL."""
+    import psycopg
+
+    name = f"st_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rpartition("/")[2]
+    assert name.startswith("st_test_"), url  # never anything but our own
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def engine_database(engine: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty database of ``engine`` (dropped or left in ``folder`` after)."""
+    if engine == "sqlite":
+        yield str(folder / f"sessiontally-{uuid.uuid4().hex[:8]}.sqlite3")
+        return
+    assert engine == "postgres", engine
+    require_postgres()
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
 class TestDatabase:
-    """A SQLite database file plus in-process admin helpers (the CLI's own functions)."""
+    """A migrated database of either engine (``url`` is what ``SESSIONTALLY_DATABASE`` or
+    ``--database`` would be given) plus in-process admin helpers (the CLI's own functions)."""
 
     __test__ = False  # not a test class, despite the name
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.store = open_store(str(path))
+    def __init__(self, engine: str, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.store: Store = open_store(url)
         self.store.migrate()
+        self._before_close: list[Callable[[], None]] = []
 
     @property
     def sqlite(self) -> SqliteStore:
-        assert isinstance(self.store, SqliteStore)
+        assert isinstance(self.store, SqliteStore), "a SQLite-only helper used on " + self.engine
         return self.store
+
+    def before_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` before the database is closed (and dropped): stops its servers."""
+        self._before_close.append(callback)
 
     def workspace(
         self, name: str | None = None, time_zone: str = "UTC", rate_limit: int = 250_000
@@ -82,7 +197,7 @@ class TestDatabase:
 
     def revoke(self, workspace: Workspace, key: str) -> None:
         # A separate store instance, like an operator running `sessiontally key revoke`.
-        other = open_store(str(self.path))
+        other = open_store(self.url)
         try:
             admin.revoke_key(other, workspace, key)
         finally:
@@ -96,23 +211,76 @@ class TestDatabase:
         made = [self.app(ws, f"app{i}") for i in range(apps)]
         return ws, made, self.key(ws)
 
+    def session_ids(self, workspace_id: int) -> list[str]:
+        """Every raw session id of the workspace, as stored (duplicates would show)."""
+        if self.engine == "sqlite":
+            with contextlib.closing(sqlite3.connect(self.url)) as conn:
+                rows = conn.execute(
+                    "SELECT session_id FROM sessions WHERE workspace_id = ?", (workspace_id,)
+                ).fetchall()
+        else:
+            import psycopg
+
+            with psycopg.connect(self.url) as conn:
+                rows = conn.execute(
+                    "SELECT session_id FROM sessions WHERE workspace_id = %s", (workspace_id,)
+                ).fetchall()
+        return [row[0] for row in rows]
+
     def close(self) -> None:
+        callbacks, self._before_close = self._before_close, []
+        for callback in reversed(callbacks):
+            callback()
         self.store.close()
 
 
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The store engine of this test variant: ``sqlite`` or ``postgres`` (skips or, when
+    required, fails the PostgreSQL variant if PostgreSQL cannot be reached)."""
+    if request.param == "postgres":
+        require_postgres()
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def _test_database(engine: str, folder: Path) -> Iterator[TestDatabase]:
+    with engine_database(engine, folder) as url:
+        database = TestDatabase(engine, url)
+        try:
+            yield database
+        finally:
+            database.close()
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[TestDatabase]:
-    database = TestDatabase(tmp_path / "sessiontally.sqlite3")
-    yield database
-    database.close()
+def db(engine: str, tmp_path: Path) -> Iterator[TestDatabase]:
+    with _test_database(engine, tmp_path) as database:
+        yield database
 
 
 @pytest.fixture(scope="session")
-def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
-    """One database for the session's shared servers; every test makes its own workspaces."""
-    database = TestDatabase(tmp_path_factory.mktemp("shared") / "sessiontally.sqlite3")
-    yield database
-    database.close()
+def shared_db(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """One database per engine for the session's shared servers; every test makes its own
+    workspaces."""
+    with _test_database(engine, tmp_path_factory.mktemp(f"shared-{engine}")) as database:
+        yield database
+
+
+@pytest.fixture
+def store(engine: str, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, migrated store of each engine (a new SQLite file, or a new PostgreSQL
+    database dropped afterwards). For store-level tests that need no server."""
+    with engine_database(engine, tmp_path) as url:
+        opened = open_store(url)
+        try:
+            opened.migrate()
+            yield opened
+        finally:
+            opened.close()
 
 
 # ----------------------------------------------------------------------------- servers
@@ -137,7 +305,7 @@ class ServerProcess:
 
     def __init__(
         self,
-        database: Path,
+        database: str,
         log_dir: Path,
         workers: int = 1,
         host: str = "127.0.0.1",
@@ -166,7 +334,7 @@ class ServerProcess:
         self.stderr_path = self.log_dir / f"server-{self.starts}.stderr"
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONTALLY_")}
-        env["SESSIONTALLY_DATABASE"] = str(self.database)
+        env["SESSIONTALLY_DATABASE"] = self.database
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         command = _serve_command() + [
@@ -265,16 +433,19 @@ class ServerFactory:
 
     def __call__(
         self,
-        database: TestDatabase | Path,
+        database: TestDatabase | str,
         workers: int = 1,
         host: str = "127.0.0.1",
         env: dict[str, str] | None = None,
     ) -> ServerProcess:
-        path = database.path if isinstance(database, TestDatabase) else database
+        """Start a server on a database (a ``TestDatabase`` or a database URL)."""
+        url = database.url if isinstance(database, TestDatabase) else str(database)
         folder = self.log_dir / f"server{len(self.servers)}"
         folder.mkdir(parents=True, exist_ok=True)
-        server = ServerProcess(path, folder, workers=workers, host=host, env=env)
+        server = ServerProcess(url, folder, workers=workers, host=host, env=env)
         self.servers.append(server)
+        if isinstance(database, TestDatabase):
+            database.before_close(server.stop)  # stop it before its database is dropped
         return server.start()
 
     def close(self) -> None:
@@ -298,18 +469,94 @@ def session_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="session")
 def shared_server(session_server_factory: ServerFactory, shared_db: TestDatabase) -> ServerProcess:
-    """One worker, on the shared database. The process runs in an exotic local time zone so
-    that any accidental use of the process's zone shows up in the results."""
-    return session_server_factory(shared_db, workers=1, env={"TZ": "Pacific/Chatham"})
+    """One worker, on the shared database (one server per engine). The process runs in an
+    exotic local time zone, and its PostgreSQL sessions in another (PGTZ sets their
+    TimeZone), so that any accidental use of either zone shows up in the results."""
+    return session_server_factory(
+        shared_db, workers=1, env={"TZ": "Pacific/Chatham", "PGTZ": "Asia/Kathmandu"}
+    )
 
 
 @pytest.fixture(scope="session")
 def multi_server(session_server_factory: ServerFactory, shared_db: TestDatabase) -> ServerProcess:
-    """Two worker processes on the shared database."""
-    return session_server_factory(shared_db, workers=2, env={"TZ": "America/St_Johns"})
+    """Two worker processes on the shared database (one server per engine)."""
+    return session_server_factory(
+        shared_db, workers=2, env={"TZ": "America/St_Johns", "PGTZ": "Pacific/Marquesas"}
+    )
 
 
 @pytest.fixture
 def client(shared_server: ServerProcess) -> Iterator[httpx.Client]:
     with shared_server.client() as c:
         yield c
+
+
+# ------------------------------------------------------------------------------- redis
+
+
+@functools.cache
+def redis_unavailable() -> str | None:
+    """Why Redis tests cannot run here, or None when they can."""
+    try:
+        import redis
+    except ImportError as exc:
+        return f"redis-py is not installed ({exc})"
+    try:
+        client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # any connection failure: say why, then skip
+        return f"Redis not reachable at {REDIS_TEST_URL}: {str(exc).strip()[:200]}"
+    return None
+
+
+def require_redis() -> None:
+    """Skip (or, when required, fail) the calling test if Redis is not there."""
+    reason = redis_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_REDIS:
+        pytest.fail(f"SESSIONTALLY_REQUIRE_REDIS=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+REDIS_TEST_DATABASES = range(1, 16)  # database 0 only holds the claims below
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of the server named by ``SESSIONTALLY_TEST_REDIS`` (default
+    ``redis://127.0.0.1:6379/0``) for this test alone, empty at the start: a database
+    number in 1..15 claimed with an expiring ``SET NX`` in database 0 (so that test runs
+    sharing the server do not flush each other's counters), flushed, released after."""
+    require_redis()
+    import redis
+
+    admin_client = redis.Redis.from_url(REDIS_TEST_URL)
+    token = uuid.uuid4().hex
+    claimed = None
+    deadline = time.monotonic() + 60
+    while claimed is None and time.monotonic() < deadline:
+        for number in REDIS_TEST_DATABASES:
+            if admin_client.set(f"sessiontally-test:claim:{number}", token, nx=True, ex=600):
+                claimed = number
+                break
+        else:
+            time.sleep(0.2)
+    if claimed is None:
+        admin_client.close()
+        pytest.fail("no free Redis test database (1..15) within 60 s")
+    url = urllib.parse.urlsplit(REDIS_TEST_URL)._replace(path=f"/{claimed}").geturl()
+    own = redis.Redis.from_url(url)
+    try:
+        own.flushdb()
+        yield url
+    finally:
+        own.flushdb()
+        own.close()
+        claim = f"sessiontally-test:claim:{claimed}"
+        if admin_client.get(claim) == token.encode():
+            admin_client.delete(claim)
+        admin_client.close()

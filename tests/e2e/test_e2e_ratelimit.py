@@ -73,7 +73,7 @@ def _limit_window(client, shared_db) -> bool:
         assert 1 <= retry_after <= HOUR
         assert abs(time.time() + retry_after - window_reset) <= 5
     # refused requests did not record anything
-    assert shared_db.sqlite.count_raw_sessions(ws.workspace_id) == sum(
+    assert shared_db.store.count_raw_sessions(ws.workspace_id) == sum(
         1 for r in responses if r.status_code == 201
     )
     # 401s are still 401s, without rate-limit headers, when the workspace is over its limit
@@ -142,7 +142,7 @@ def _concurrent_window(server, shared_db, limit: int, threads: int, per_thread: 
     # every counted request saw its own count: remaining values are 0..limit-1, once each
     assert sorted(r[1] for r in ok) == list(range(limit))
     assert all(r[1] == 0 and r[3] is not None and int(r[3]) >= 1 for r in refused)
-    assert shared_db.sqlite.count_raw_sessions(ws.workspace_id) == sum(1 for r in ok if r[0] == 201)
+    assert shared_db.store.count_raw_sessions(ws.workspace_id) == sum(1 for r in ok if r[0] == 201)
     return True
 
 
@@ -161,4 +161,4 @@ def test_count_survives_a_restart_and_the_server_stops_gracefully(server_factory
         response = c.get(SERIES, headers=bearer(key))
         assert response.status_code == 200 and assert_rate_headers(response, 5) == 0
         assert c.get(SERIES, headers=bearer(key)).status_code == 429
-        assert db.sqlite.count_raw_sessions(ws.workspace_id) == 1
+        assert db.store.count_raw_sessions(ws.workspace_id) == 1

@@ -104,7 +104,7 @@ def test_partial_acceptance_reports_each_rejected_item(client, shared_db, tenant
     assert by_index[7] == by_index[8]
     later = iso(now + 2 * 86400).replace("+", "%2B")
     assert total_sessions(client, key, f"length=100&unit=day&ending_at={later}") == 3  # 18 is in 1970
-    assert shared_db.sqlite.count_raw_sessions(apps[0].workspace_id) == 4
+    assert shared_db.store.count_raw_sessions(apps[0].workspace_id) == 4
 
 
 def test_nothing_valid_is_400_with_every_error(client, tenant):
@@ -188,8 +188,8 @@ def test_same_batch_from_8_threads_counts_once(request, shared_db, server_kind):
     assert sorted(r["sessions_processed"] for r in results) == [0] * 7 + [300]
     with server.client() as c:
         assert total_sessions(c, key) == 300
-    assert shared_db.sqlite.rollup_total(apps[0].workspace_id, 0, 0) == 300
-    assert shared_db.sqlite.count_raw_sessions(apps[0].workspace_id) == 300
+    assert shared_db.store.rollup_total(apps[0].workspace_id, 0, 0) == 300
+    assert shared_db.store.count_raw_sessions(apps[0].workspace_id) == 300
 
 
 # ------------------------------------------------------------------- bad bodies
