@@ -106,10 +106,22 @@ class RedisRateLimiter:
 
     def __init__(self, url: str) -> None:
         import redis  # optional dependency
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        # Any Redis failure (down, timing out, loading, read-only replica after a
+        # failover, ...) means the request cannot be counted: RateLimiterUnavailable (503).
+        self._errors = (redis.exceptions.RedisError,)
         self._client = redis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+            url,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=10,
+            # One immediate retry on a connection error only: it replaces a pooled
+            # connection that died with a restarted Redis (so recovery costs no request),
+            # while a request is never retried after a timeout, when the INCR may have
+            # been applied (the count stays exact). No backoff: a 503 must come quickly.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
         )
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
