@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner, Result
 
@@ -44,7 +45,7 @@ def test_demo_creates_months_of_data_and_a_working_key(database: str) -> None:
     before = time.time()
     result = run_demo(database, "--days", "95", "--users", "300", "--seed", "7")
     commands = curls(result)
-    assert len(commands) == 3
+    assert len(commands) == 5
     assert all(line.startswith("#") for line in result.stdout.splitlines() if line not in commands)
     (key,) = {KEY.search(line).group(1) for line in commands}  # type: ignore[union-attr]
 
@@ -65,6 +66,21 @@ def test_demo_creates_months_of_data_and_a_working_key(database: str) -> None:
         assert f"'{base}length=30&unit=day'" in commands[0]
         assert f"'{base}length=30&unit=day&app_id={apps[0].app_id}'" in commands[1]
         assert "unit=hour" in commands[2]
+        assert "/segments/list" in commands[4]
+
+        # users with attributes, segments (three tracked) that the sessions counted toward
+        segments = store.list_segments(ws.workspace_id, 0, 100, False)
+        tracked = [s for s in segments if s.analytics_enabled]
+        assert len(tracked) >= 2 and len(segments) > len(tracked)
+        assert f"segment_id={tracked[0].segment_id}" in commands[3]
+        for segment in tracked:
+            series = service.data_series(
+                ws, [("length", "95"), ("unit", "day"), ("segment_id", segment.segment_id)]
+            )
+            assert 0 < sum(p["sessions"] for p in series) < store.count_raw_sessions(ws.workspace_id)
+        attrs = store.user_attributes(ws.workspace_id, "user-001")
+        assert attrs is not None
+        assert {"country", "plan", "language", "signup_date"} <= set(orjson.loads(attrs))
 
         # at least 90 full local days with sessions, then today (still filling)
         days = service.data_series(ws, [("length", "95"), ("unit", "day")])
@@ -163,5 +179,3 @@ def test_volume_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 10_000 < made <= 20_000 * 1.05
 
 
-def test_users_and_segments_seam_exists() -> None:
-    assert demo.add_demo_users_and_segments(None, None, random.Random(0)) is None  # type: ignore[arg-type]

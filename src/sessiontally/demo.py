@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from . import admin, buckets, keys
-from .store.base import App, NewSession, Store, Workspace
+import orjson
+
+from . import admin, attributes, audience, buckets, keys
+from .store.base import App, NewSession, Segment, Store, Workspace
 
 DEMO_ZONE = "America/New_York"
 DEMO_APPS = (("iOS", "ios"), ("Android", "android"), ("Web", "web"))
@@ -43,6 +45,23 @@ WEEKEND_HOURS = (1.4, 0.9, 0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.1, 1.8, 2.6, 3.1,
                  3.4, 3.4, 3.3, 3.2, 3.2, 3.4, 3.8, 4.1, 4.0, 3.6, 2.9, 2.1)
 MEDIAN_SESSION_SECONDS = {"ios": 300.0, "android": 270.0, "web": 420.0}
 
+# User attributes: (value, weight) choices.
+COUNTRIES = (("US", 38), ("DE", 12), ("GB", 10), ("FR", 9), ("IN", 11), ("BR", 8), ("JP", 7), ("CA", 5))
+LANGUAGE_OF = {"US": "en", "GB": "en", "CA": "en", "IN": "en", "DE": "de", "FR": "fr", "BR": "pt",
+               "JP": "ja"}
+PLANS = (("free", 70), ("pro", 24), ("team", 6))
+DEMO_SEGMENTS = (
+    # name, filter, description, tags, tracked
+    ("US users", {"attribute": "country", "op": "eq", "value": "US"},
+     "Users in the United States", ("geo",), True),
+    ("Paying users", {"attribute": "plan", "op": "in", "value": ["pro", "team"]},
+     "Users on a paid plan", ("billing",), True),
+    ("Recent sign-ups", {"attribute": "signup_date", "op": "gte", "value": "<30 days ago>"},
+     "Signed up in the 30 days before the demo was made", ("growth",), True),
+    ("German speakers", {"attribute": "language", "op": "eq", "value": "de"},
+     "Not tracked: shows in /segments/list, refused by data_series", ("geo",), False),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class DemoResult:
@@ -51,11 +70,44 @@ class DemoResult:
     key: str
     created: bool  # False when the workspace existed already (only a key was made)
     sessions: int
+    segments: list[Segment]
 
 
-def add_demo_users_and_segments(store: Store, workspace: Workspace, rng: random.Random) -> None:
-    """Users with attributes and tracked segments for the demo workspace."""
-    return None  # nothing yet: users and segments arrive with the next issue
+def demo_user_ids(users: int) -> list[str]:
+    width = len(str(users))
+    return [f"user-{n:0{width}d}" for n in range(1, users + 1)]
+
+
+def add_demo_users_and_segments(
+    store: Store, workspace: Workspace, rng: random.Random, users: int, now: float
+) -> list[Segment]:
+    """Users with attributes (country, plan, language, signup date) and segments, three of
+    them tracked, created before the sessions so that the sessions count toward them."""
+    countries = [c for c, _ in COUNTRIES]
+    country_weights = [w for _, w in COUNTRIES]
+    plans = [p for p, _ in PLANS]
+    plan_weights = [w for _, w in PLANS]
+    profiles: dict[str, str] = {}
+    for external_id in demo_user_ids(users):
+        country = rng.choices(countries, country_weights)[0]
+        signup_us = int((now - rng.uniform(0, 730) * 86_400) * 1_000_000)
+        values = {
+            "country": attributes.Value(attributes.STRING, country),
+            "plan": attributes.Value(attributes.STRING, rng.choices(plans, plan_weights)[0]),
+            "language": attributes.Value(attributes.STRING, LANGUAGE_OF[country]),
+            "signup_date": attributes.Value(attributes.DATETIME, signup_us),
+        }
+        profiles[external_id] = orjson.dumps(attributes.encode_values(values)).decode()
+    store.update_users(workspace.workspace_id, list(profiles), lambda current: profiles,
+                       int(now * 1_000_000))
+    month_ago = datetime.fromtimestamp(now - 30 * 86_400).astimezone().isoformat(timespec="seconds")
+    made = []
+    for name, filter_obj, description, tags, tracked in DEMO_SEGMENTS:
+        if filter_obj.get("value") == "<30 days ago>":
+            filter_obj = {**filter_obj, "value": month_ago}
+        made.append(admin.create_segment(store, workspace, name, orjson.dumps(filter_obj).decode(),
+                                         description, tags, tracked))
+    return made
 
 
 def run_demo(
@@ -81,23 +133,29 @@ def run_demo(
     if existing is not None:
         log(f"workspace {name!r} already exists: its data is left as it is; created a new key")
         return DemoResult(existing, store.list_apps(existing.workspace_id),
-                          _new_key(store, existing), False, 0)
+                          _new_key(store, existing), False, 0,
+                          store.list_segments(existing.workspace_id, 0, 100, False))
 
     started = time.perf_counter()
     now = time.time() if now is None else now
     apps = [admin.create_app(store, workspace, app_name, platform) for app_name, platform in DEMO_APPS]
-    add_demo_users_and_segments(store, workspace, random.Random(f"demo-users-{seed}"))
+    segments = add_demo_users_and_segments(
+        store, workspace, random.Random(f"demo-users-{seed}"), users, now
+    )
+    classifier = audience.SegmentClassifier()
     recorded = 0
     for batch in generate_sessions(random.Random(seed), apps, buckets.load_zone(DEMO_ZONE),
                                    days=days, users=users, now=now):
-        recorded += store.record_sessions(workspace.workspace_id, batch).recorded
+        recorded += store.record_sessions(workspace.workspace_id, batch, classifier).recorded
     key = _new_key(store, workspace)
     log(
         f"created workspace {name!r} ({DEMO_ZONE}, id {workspace.workspace_id}) with apps "
         f"{', '.join(a.name for a in apps)}: {users:,} users, {recorded:,} sessions over the "
-        f"last {days} days, in {time.perf_counter() - started:.1f} s"
+        f"last {days} days, {len(segments)} segments "
+        f"({sum(s.analytics_enabled for s in segments)} tracked), in "
+        f"{time.perf_counter() - started:.1f} s"
     )
-    return DemoResult(workspace, apps, key, True, recorded)
+    return DemoResult(workspace, apps, key, True, recorded, segments)
 
 
 def _new_key(store: Store, workspace: Workspace) -> str:
@@ -119,6 +177,12 @@ def curl_commands(result: DemoResult, base_url: str = BASE_URL) -> str:
                 f"curl -s {header} '{url}?length=30&unit=day&app_id={app.app_id}'"]
     out += ["# sessions per hour over the last 48 hours",
             f"curl -s {header} '{url}?length=48&unit=hour'"]
+    tracked = [s for s in result.segments if s.analytics_enabled]
+    if tracked:
+        out += [f"# sessions per day of the tracked segment {tracked[0].name!r}",
+                f"curl -s {header} '{url}?length=30&unit=day&segment_id={tracked[0].segment_id}'"]
+    out += ["# the workspace's segments",
+            f"curl -s {header} '{base_url}/segments/list'"]
     return "\n".join(out)
 
 
@@ -143,8 +207,7 @@ def generate_sessions(
     start = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone).timestamp())
     hour0 = start - start % 3600
 
-    width = len(str(users))
-    user_ids = [f"user-{n:0{width}d}" for n in range(1, users + 1)]
+    user_ids = demo_user_ids(users)
     # Activity per user is heavy-tailed; each user has a favourite platform.
     activity = [rng.paretovariate(1.6) for _ in user_ids]
     platforms = [p for _, p in DEMO_APPS]
