@@ -13,6 +13,7 @@ from . import attributes, segments
 from .store.base import Segment, Store, TrackedSegment, Workspace
 
 SEGMENTS_PAGE_SIZE = 100
+_DECODED_CACHE_SIZE = 50_000
 _MAX_PAGE = 10_000_000
 
 
@@ -32,6 +33,9 @@ class SegmentClassifier:
 
     def __init__(self) -> None:
         self._compiled: dict[str, segments.Matcher] = {}
+        # Stored attribute texts seen recently, decoded: active users record many
+        # sessions, and decoding dominates classification otherwise.
+        self._decoded: dict[str, dict[str, attributes.Value]] = {}
 
     def _matcher(self, filter_json: str) -> segments.Matcher:
         matcher = self._compiled.get(filter_json)
@@ -55,7 +59,11 @@ class SegmentClassifier:
             if text is None:
                 matches[external_id] = no_attributes
                 continue
-            values = attributes.decode_values(orjson.loads(text))
+            values = self._decoded.get(text)
+            if values is None:
+                if len(self._decoded) >= _DECODED_CACHE_SIZE:
+                    self._decoded.clear()
+                values = self._decoded[text] = attributes.decode_values(orjson.loads(text))
             matches[external_id] = tuple(key for key, match in rules if match(values))
         return matches
 
