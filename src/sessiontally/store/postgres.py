@@ -49,6 +49,17 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def _durable_commits(conn: psycopg.Connection) -> None:
+    """Configure a new pooled connection: its commits are durable. A ``201`` promises that
+    the sessions survive a crash, which holds only if ``COMMIT`` waits for the WAL flush.
+    ``synchronous_commit`` is on by default, and the store never turns it off; if the
+    server, database or role default has it ``off``, this connection turns it back on.
+    (``local``, ``remote_write``, ``on`` and ``remote_apply`` all flush locally first.)"""
+    (mode,) = conn.execute("SHOW synchronous_commit").fetchone()
+    if mode == "off":
+        conn.execute("SET synchronous_commit TO on")
+
+
 class PostgresStore:
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
@@ -57,6 +68,7 @@ class PostgresStore:
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True},
+            configure=_durable_commits,
             open=True,
             name="sessiontally",
         )
