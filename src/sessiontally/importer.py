@@ -15,6 +15,7 @@ are reported by physical line number (1-based; a CSV header is line 1).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import stat
 import sys
@@ -142,7 +143,12 @@ class Source:
 def open_source(path: str, stdin: IO[bytes] | None = None) -> Source:
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
-        return Source("<stdin>", stream, None, owned=False)
+        try:  # stdin redirected from a file: its size gives a progress in bytes
+            info = os.fstat(stream.fileno())
+            size = info.st_size if stat.S_ISREG(info.st_mode) and stream.tell() == 0 else None
+        except (OSError, ValueError, io.UnsupportedOperation):
+            size = None
+        return Source("<stdin>", stream, size, owned=False)
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by Source
     except OSError as exc:
@@ -242,8 +248,8 @@ def import_stream(
         else:
             bar.update(last_line - done["lines"])
             done["lines"] = last_line
-        bar.set_postfix_str(f"recorded {summary.recorded:,}, rejected {summary.rejected:,}",
-                            refresh=False)
+        bar.set_postfix_str(f"recorded {summary.recorded:,}, duplicates {summary.duplicates:,}, "
+                            f"rejected {summary.rejected:,}", refresh=False)
 
     batcher = _Batcher(service, workspace, summary, on_flush)
     reader = _ndjson if fmt == "ndjson" else _csv
