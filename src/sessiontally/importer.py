@@ -3,7 +3,8 @@
 The file is streamed line by line (memory stays flat whatever its size) and recorded in
 batches of at most 10,000 items through ``Service.record_items``, so an imported session
 is validated and deduplicated by exactly the rules of ``POST /sessions/track``. Rejections
-are reported by physical line number (1-based; a CSV header is line 1).
+are reported by physical line number (1-based; a CSV header is line 1); the summary keeps
+the first 1,000 of them with their messages, and counts them all.
 
 - NDJSON: one JSON object per line; blank lines are skipped.
 - CSV: a header row naming the columns ``session_id``, ``external_id``, ``app_id``,
