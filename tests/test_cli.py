@@ -182,9 +182,6 @@ def test_key_create_bad_permission(database: str) -> None:
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="click's usage errors (--permission is a click.Choice) "
-                   "print 'Usage:' and 'Try ... --help' lines: not the one-line message of "
-                   "CONTRACT.md section 8")
 def test_key_create_bad_permission_is_one_line(database: str) -> None:
     ok(cli(database, "workspace", "create", "acme"))
     one_line_error(cli(database, "key", "create", "--workspace", "acme", "--name", "k",
@@ -266,9 +263,6 @@ def test_command_option_wins_over_the_environment(database: str, tmp_path: Path)
     assert not env_db.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="cli.database_option: the command's --database reads "
-                   "SESSIONTALLY_DATABASE as its envvar and overrides an explicit group-level "
-                   "--database")
 def test_group_option_wins_over_the_environment(database: str, tmp_path: Path) -> None:
     env_db, flag_db = tmp_path / "env.db", tmp_path / "flag.db"
     ok(cli(None, "--database", str(flag_db), "workspace", "create", "f",

@@ -27,7 +27,7 @@ def _emit(as_json: bool, plain: str, payload: dict[str, Any]) -> None:
 def database_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--database`` on every command, as well as on the group."""
 
-    @click.option("--database", "database", default=None, envvar=DATABASE_ENV,
+    @click.option("--database", "database", default=None,
                   help="Store URL: a SQLite path (default ./sessiontally.sqlite3), "
                   "sqlite:///PATH or postgresql://...")
     @wraps(func)
@@ -71,7 +71,24 @@ def _admin(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """Usage errors as one line on stderr (CONTRACT.md section 8), not click's usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=OneLineErrors)
 @click.option("--database", default=None, help="Store URL (also SESSIONTALLY_DATABASE).")
 @click.version_option(package_name="sessiontally")
 @click.pass_context
@@ -173,7 +190,7 @@ def key() -> None:
 @click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
 @click.option("--name", required=True)
 @click.option("--permission", "permissions", multiple=True, required=True,
-              type=click.Choice(keys.PERMISSIONS))
+              help=f"One of: {', '.join(keys.PERMISSIONS)}; repeatable.")
 @click.option("--allow-ip", "allowed_ips", multiple=True, help="Address or CIDR; repeatable.")
 @click.option("--json", "as_json", is_flag=True)
 @_admin
