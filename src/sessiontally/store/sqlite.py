@@ -72,6 +72,10 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+            # Checkpoint the WAL every ~40 MB instead of every 4 MB: batches of random
+            # session ids dirty many pages, and the default checkpointed on nearly every
+            # commit (measured: about 1.3x more sessions/s at 1M stored; bench/RESULTS.md).
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
