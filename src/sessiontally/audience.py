@@ -74,6 +74,7 @@ def track_users(store: Store, workspace: Workspace, body: Any, now_us: int) -> d
         valid, errors = attributes.validate_users_batch(body)
     except attributes.UsersBatchError as exc:
         raise AudienceError(str(exc)) from None
+    valid, errors = _refuse_nul_external_ids(valid, errors)
     if not valid:
         raise AudienceError("no valid attributes objects in the request", errors)
     updates = [update for _, update in valid]
@@ -96,6 +97,30 @@ def track_users(store: Store, workspace: Workspace, body: Any, now_us: int) -> d
     if errors:
         response["errors"] = errors
     return response
+
+
+def _storable_id(value: str) -> bool:
+    """Could be a stored id: not over 64 characters, no NUL (PostgreSQL text cannot hold one,
+    and the query would fail instead of finding nothing)."""
+    return len(value) <= 64 and "\x00" not in value
+
+
+def _refuse_nul_external_ids(
+    valid: list[tuple[int, attributes.UserAttributes]], errors: list[dict[str, Any]]
+) -> tuple[list[tuple[int, attributes.UserAttributes]], list[dict[str, Any]]]:
+    """Refuse, as item errors, objects whose external_id holds a NUL character: PostgreSQL
+    text cannot store it (a 500 there), so it is refused on every engine alike."""
+    refused = [
+        {"index": index, "message": "'external_id' must not contain NUL (U+0000) characters"}
+        for index, update in valid
+        if "\x00" in update.external_id
+    ]
+    if not refused:
+        return valid, errors
+    kept = [(index, update) for index, update in valid if "\x00" not in update.external_id]
+    # attributes errors by index first, then those of the unsupported parts, as before
+    merged = sorted(errors + refused, key=lambda e: ("part" in e, e.get("part", ""), e["index"]))
+    return kept, merged
 
 
 def _unique_params(pairs: Iterable[tuple[str, str]], known: Sequence[str]) -> dict[str, str]:
@@ -144,7 +169,7 @@ def segment_details(store: Store, workspace: Workspace, pairs: Iterable[tuple[st
     segment_id = params.get("segment_id")
     if not segment_id:
         raise AudienceError("'segment_id' is required")
-    segment = store.get_segment(workspace.workspace_id, segment_id) if len(segment_id) <= 64 else None
+    segment = store.get_segment(workspace.workspace_id, segment_id) if _storable_id(segment_id) else None
     if segment is None:
         raise AudienceError("'segment_id' is not a segment of this workspace")
     return {
@@ -160,7 +185,7 @@ def segment_details(store: Store, workspace: Workspace, pairs: Iterable[tuple[st
 
 def tracked_segment_key(store: Store, workspace: Workspace, segment_id: str) -> int:
     """The rollup key of a tracked segment of the workspace, or AudienceError saying why not."""
-    segment = store.get_segment(workspace.workspace_id, segment_id) if len(segment_id) <= 64 else None
+    segment = store.get_segment(workspace.workspace_id, segment_id) if _storable_id(segment_id) else None
     if segment is None:
         raise AudienceError("'segment_id' is not a segment of this workspace")
     if not segment.analytics_enabled:

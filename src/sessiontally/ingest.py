@@ -63,6 +63,8 @@ def _string(item: dict[str, Any], field: str, max_length: int) -> str:
         raise ValueError(f"'{field}' must be a string")
     if not 1 <= len(value) <= max_length:
         raise ValueError(f"'{field}' must be 1 to {max_length} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refused on every engine alike
+        raise ValueError(f"'{field}' must not contain NUL (U+0000) characters")
     return value
 
 

@@ -42,6 +42,8 @@ def parse_series_query(pairs: Iterable[tuple[str, str]]) -> SeriesQuery:
             raise InvalidParameter(f"'{name}' is given more than once")
         if len(value) > MAX_VALUE_LENGTH:
             raise InvalidParameter(f"'{name}' is too long")
+        if "\x00" in value:  # never a valid value, and PostgreSQL text cannot hold it
+            raise InvalidParameter(f"'{name}' must not contain NUL (U+0000) characters")
         values[name] = value
 
     raw_length = values.get("length")

@@ -41,6 +41,18 @@ def _common_errors() -> dict[str, Any]:
     }
 
 
+# Identifiers never hold NUL (PostgreSQL text cannot store it; refused on every engine).
+_NO_NUL = "^[^\\u0000]*$"
+# Query values the service refuses when empty, over series_query.MAX_VALUE_LENGTH or with NUL.
+_NON_EMPTY = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": _NO_NUL}
+
+
+def _ci_pattern(*words: str) -> str:
+    """A pattern matching any of ``words`` in any letter case (the parameters compare
+    case-insensitively; an ``enum`` would claim that ``DAY`` is refused)."""
+    return "^(" + "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in w) for w in words) + ")$"
+
+
 def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema,
             "description": description}
@@ -86,7 +98,7 @@ def openapi_document() -> dict[str, Any]:
                                    "of strings, ISO-8601 datetime (a string with an offset, or "
                                    '{"$time": "..."}), or null to remove the attribute.',
                     "properties": {
-                        "external_id": {"type": "string", "minLength": 1,
+                        "external_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
                                         "maxLength": limits.MAX_EXTERNAL_ID_LENGTH},
                         "_update_existing_only": {"type": "boolean",
                                                   "description": "only update a user that exists"},
@@ -98,11 +110,12 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["session_id", "external_id", "app_id", "started_at"],
                     "properties": {
-                        "session_id": {"type": "string", "minLength": 1,
+                        "session_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
                                        "maxLength": limits.MAX_SESSION_ID_LENGTH},
-                        "external_id": {"type": "string", "minLength": 1,
+                        "external_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
                                         "maxLength": limits.MAX_EXTERNAL_ID_LENGTH},
-                        "app_id": {"type": "string"},
+                        "app_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
+                                   "maxLength": limits.MAX_APP_ID_LENGTH},
                         "started_at": {"type": "string", "format": "date-time"},
                         "ended_at": {"type": ["string", "null"], "format": "date-time"},
                     },
@@ -118,15 +131,15 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [
                         _query("length", {"type": "integer", "minimum": 1, "maximum": 100},
                                "number of buckets, ending with the one containing ending_at", True),
-                        _query("unit", {"type": "string", "enum": ["day", "hour"]},
-                               "bucket size (case-insensitive); default day"),
-                        _query("ending_at", {"type": "string"},
+                        _query("unit", {"type": "string", "pattern": _ci_pattern("day", "hour")},
+                               "bucket size, day or hour (case-insensitive); default day"),
+                        _query("ending_at", {"type": "string", "minLength": 10, "maxLength": 64},
                                "ISO-8601 date or datetime; default now; without offset it is "
                                "wall time in the bucketing zone"),
-                        _query("app_id", {"type": "string"}, "an app of the workspace"),
-                        _query("segment_id", {"type": "string"},
+                        _query("app_id", _NON_EMPTY, "an app of the workspace"),
+                        _query("segment_id", _NON_EMPTY,
                                "a segment of the workspace with analytics tracking on"),
-                        _query("time_zone", {"type": "string"},
+                        _query("time_zone", _NON_EMPTY,
                                "extension: IANA zone overriding the workspace zone"),
                     ],
                     "responses": {
@@ -205,6 +218,11 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "usersTrack",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
                         "type": "object",
+                        # at least one object in some part (an empty body is a 400)
+                        "anyOf": [
+                            {"required": [part], "properties": {part: {"minItems": 1}}}
+                            for part in ("attributes", "events", "purchases")
+                        ],
                         "properties": {
                             "attributes": {"type": "array", "maxItems": 75,
                                            "items": {"$ref": "#/components/schemas/UserAttributes"}},
@@ -251,9 +269,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "List the workspace's segments, 100 per page by creation time",
                     "operationId": "segmentsList",
                     "parameters": [
-                        _query("page", {"type": "integer", "minimum": 0}, "page number; default 0"),
-                        _query("sort_direction", {"type": "string", "enum": ["asc", "desc"]},
-                               "by creation time (case-insensitive); default asc"),
+                        _query("page", {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+                               "page number; default 0"),
+                        _query("sort_direction", {"type": "string", "pattern": _ci_pattern("asc", "desc")},
+                               "asc or desc, by creation time (case-insensitive); default asc"),
                     ],
                     "responses": {
                         "200": {
@@ -288,7 +307,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Details of one segment",
                     "operationId": "segmentsDetails",
                     "parameters": [
-                        _query("segment_id", {"type": "string"}, "a segment of the workspace", True),
+                        _query("segment_id", {"type": "string", "minLength": 1},
+                               "a segment of the workspace", True),
                     ],
                     "responses": {
                         "200": {
