@@ -32,6 +32,7 @@ from .base import (
     UserUpdater,
     Workspace,
 )
+from .group_commit import GroupCommit
 from .rollup import rollup_increments
 
 BUSY_TIMEOUT_S = 30.0
@@ -55,6 +56,10 @@ class SqliteStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Concurrent batches of this process share one transaction and one commit.
+        self._group: GroupCommit[sqlite3.Connection] = GroupCommit(
+            self._write, lambda conn, statement: conn.execute(statement)
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -394,27 +399,35 @@ class SqliteStore:
         """Record a batch in one transaction: new session ids are inserted and counted,
         known ones (earlier, or earlier in this batch) are duplicates. First write wins.
         Each new session also counts toward the tracked segments its user matches now."""
+        return self._group.run(lambda conn: self._record(conn, workspace_id, sessions, classify))
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        workspace_id: int,
+        sessions: Sequence[NewSession],
+        classify: Classifier | None,
+    ) -> RecordOutcome:
         unique: dict[str, NewSession] = {}
         for session in sessions:
             unique.setdefault(session.session_id, session)
-        with self._write() as conn:
-            known = self._known_ids(conn, workspace_id, list(unique))
-            fresh = [s for sid, s in unique.items() if sid not in known]
-            conn.executemany(
-                "INSERT INTO sessions (workspace_id, session_id, external_id, app_key,"
-                " started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (workspace_id, s.session_id, s.external_id, s.app_key, s.started_at, s.ended_at)
-                    for s in fresh
-                ],
-            )
-            segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
-            conn.executemany(
-                "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
-                " DO UPDATE SET sessions = sessions + excluded.sessions",
-                [(workspace_id, *row) for row in rollup_increments(fresh, segments)],
-            )
+        known = self._known_ids(conn, workspace_id, list(unique))
+        fresh = [s for sid, s in unique.items() if sid not in known]
+        conn.executemany(
+            "INSERT INTO sessions (workspace_id, session_id, external_id, app_key,"
+            " started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (workspace_id, s.session_id, s.external_id, s.app_key, s.started_at, s.ended_at)
+                for s in fresh
+            ],
+        )
+        segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+        conn.executemany(
+            "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
+            " DO UPDATE SET sessions = sessions + excluded.sessions",
+            [(workspace_id, *row) for row in rollup_increments(fresh, segments)],
+        )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
 
     def _classify(
