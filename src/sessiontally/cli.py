@@ -123,6 +123,7 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str | None) -
         port=port,
         workers=workers,
         access_log=False,  # our own access log redacts keys; uvicorn's would not
+        http="sessiontally.api.protocol:HttpProtocol",  # JSON bodies on parser refusals too
         log_level="warning",
         server_header=False,
         timeout_graceful_shutdown=10,

@@ -20,6 +20,7 @@ from .store.base import ApiKey, NewSession, Store, Workspace
 
 INVALID_KEY = "Invalid API key"
 KEY_TOUCH_INTERVAL_S = 60
+_NOT_IANA_NAMES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 @contextmanager
@@ -169,6 +170,10 @@ class Service:
             # "Etc/GMT 5" (a '+' in a query string decodes to a space): read it back as '+',
             # as ending_at does.
             zone_name = query.time_zone.replace(" ", "+")
+            if zone_name in _NOT_IANA_NAMES or zone_name.startswith(("posix/", "right/")):
+                # Files of the system's zone directory that are not zone names: 'localtime'
+                # is whatever zone the server machine is set to (answers would depend on it).
+                raise ClientError(400, "'time_zone' is not a known IANA time zone name")
         try:
             zone = buckets.load_zone(zone_name)
         except buckets.UnknownZoneError:
