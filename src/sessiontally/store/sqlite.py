@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -36,7 +37,20 @@ from .group_commit import GroupCommit
 from .rollup import rollup_increments
 
 BUSY_TIMEOUT_S = 30.0
-_IN_CHUNK = 500  # session ids per "already recorded?" lookup (well under SQLite's 32766)
+_IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
+_SESSIONS_IN = "SELECT session_id FROM sessions WHERE workspace_id = ? AND session_id IN ({marks})"
+_USERS_IN = (
+    "SELECT external_id, attributes FROM users WHERE workspace_id = ? AND external_id IN ({marks})"
+)
+
+
+def _rows_in(
+    conn: sqlite3.Connection, sql: str, workspace_id: int, values: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` (with an ``IN ({marks})`` for ``values``) in chunks of _IN_CHUNK."""
+    for begin in range(0, len(values), _IN_CHUNK):
+        chunk = values[begin : begin + _IN_CHUNK]
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (workspace_id, *chunk))
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -265,17 +279,7 @@ class SqliteStore:
     ) -> None:
         ids = sorted(set(external_ids))
         with self._write() as conn:
-            current: dict[str, str] = {}
-            for begin in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[begin : begin + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                current.update(
-                    conn.execute(
-                        f"SELECT external_id, attributes FROM users WHERE workspace_id = ?"
-                        f" AND external_id IN ({marks})",
-                        (workspace_id, *chunk),
-                    ).fetchall()
-                )
+            current = dict(_rows_in(conn, _USERS_IN, workspace_id, ids))
             conn.executemany(
                 "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, external_id)"
@@ -450,35 +454,13 @@ class SqliteStore:
         if not tracked or not fresh:
             return None
         users = sorted({s.external_id for s in fresh})
-        stored: dict[str, str] = {}
-        for begin in range(0, len(users), _IN_CHUNK):
-            chunk = users[begin : begin + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            stored.update(
-                conn.execute(
-                    f"SELECT external_id, attributes FROM users WHERE workspace_id = ?"
-                    f" AND external_id IN ({marks})",
-                    (workspace_id, *chunk),
-                ).fetchall()
-            )
+        stored = dict(_rows_in(conn, _USERS_IN, workspace_id, users))
         matches = classify(tracked, users, stored)
         return [matches.get(s.external_id, ()) for s in fresh]
 
     @staticmethod
     def _known_ids(conn: sqlite3.Connection, workspace_id: int, ids: list[str]) -> set[str]:
-        known: set[str] = set()
-        for begin in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[begin : begin + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            known.update(
-                row[0]
-                for row in conn.execute(
-                    f"SELECT session_id FROM sessions WHERE workspace_id = ?"
-                    f" AND session_id IN ({marks})",
-                    (workspace_id, *chunk),
-                )
-            )
-        return known
+        return {row[0] for row in _rows_in(conn, _SESSIONS_IN, workspace_id, ids)}
 
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
