@@ -130,3 +130,30 @@ def random_batch(name: str, apps: list[str], users: list[str], rng: random.Rando
 def started_us(item: dict[str, Any]) -> int:
     value = datetime.fromisoformat(item["started_at"])
     return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def limiter_worker(kind: str, url: str, workspace_id: int, limit: int, now: float, hits: int,
+                   threads: int) -> list[tuple[bool, int, int]]:
+    """In a separate process: ``threads`` threads share one limiter of ``kind`` (sqlite,
+    postgres, redis) on ``url`` and make ``hits`` hits in all at the injected time ``now``;
+    returns every decision as (allowed, remaining, reset)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if kind == "sqlite":
+        from sessiontally.ratelimit import SqliteRateLimiter
+
+        limiter: Any = SqliteRateLimiter(url)
+    elif kind == "postgres":
+        from sessiontally.store.postgres import PostgresRateLimiter
+
+        limiter = PostgresRateLimiter(url)
+    else:
+        from sessiontally.ratelimit import RedisRateLimiter
+
+        limiter = RedisRateLimiter(url)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            decisions = list(pool.map(lambda _: limiter.hit(workspace_id, limit, now), range(hits)))
+    finally:
+        limiter.close()
+    return [(d.allowed, d.remaining, d.reset) for d in decisions]

@@ -7,6 +7,7 @@ key never reaches the logs. Uvicorn's own access log is switched off for that re
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -18,6 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("sessiontally.access")
 SECRET_PARAMETERS = frozenset({"api_key"})
 MAX_LOGGED_QUERY = 512
+# Anything shaped like a key (st_<workspace>_<secret>), wherever a client put it: in
+# another parameter (apikey=, token=, "Bearer st_..."), or in the path.
+_KEY_SHAPED = re.compile(r"st_[0-9]+_[A-Za-z0-9_-]{16,}", re.ASCII)
+
+
+def scrub(text: str) -> str:
+    return _KEY_SHAPED.sub("st_[redacted]", text)
 
 
 def configure(level: str = "INFO") -> None:
@@ -31,7 +39,7 @@ def configure(level: str = "INFO") -> None:
 
 def redacted_query(raw: bytes) -> str:
     pairs = parse_qsl(raw.decode("latin-1")[: 16 * 1024], keep_blank_values=True)
-    safe = [(k, "[redacted]" if k in SECRET_PARAMETERS else v) for k, v in pairs]
+    safe = [(scrub(k), "[redacted]" if k in SECRET_PARAMETERS else scrub(v)) for k, v in pairs]
     return urlencode(safe)[:MAX_LOGGED_QUERY]
 
 
@@ -60,7 +68,7 @@ class AccessLogMiddleware:
             record = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "method": scope["method"],
-                "path": scope["path"][:256],
+                "path": scrub(scope["path"])[:256],
                 "query": redacted_query(scope.get("query_string", b"")),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
