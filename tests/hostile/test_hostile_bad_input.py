@@ -11,6 +11,7 @@ the rows tried ("bad inputs tried" in the summary).
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -118,6 +119,8 @@ def raw_request(url: str, head: bytes, body_chunks: Iterator[bytes] | None = Non
         try:
             sock.sendall(head)
             for chunk in body_chunks or ():
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered already (e.g. 413): stop and read it
                 sock.sendall(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server refused the rest: read what it said
