@@ -1,0 +1,183 @@
+"""Part 4: ingest rates against the engine's limit, at the same table sizes.
+
+    python bench/ingest_rates.py [--preload 1000000] [--sessions 1000000] [--repeats 3]
+
+Every measurement starts from a copy of the same database: one workspace (3 apps, no
+tracked segment) already holding ``--preload`` sessions (bulk-loaded), and inserts the
+same ``--sessions`` new sessions (bench/sessions_data.py: random 24-hex ids, so inserts
+land all over the B-tree, started_at spread over the last 3 days). So each method grows
+the table from ``preload`` to ``preload + sessions`` rows. Methods, interleaved within
+each repeat so that ratios compare figures taken minutes apart:
+
+- ``bare executemany``: the rows into the same schema on a connection opened by the
+  store itself, so with its settings (WAL, ``synchronous=FULL``, page cache, checkpoint
+  interval; recorded in the results), ``BEGIN IMMEDIATE`` ... ``COMMIT`` per 1,000 rows
+  (also per 10,000 rows, the importer's batch size) - the engine's limit;
+- HTTP: POST /sessions/track, 1,000 sessions a request, 1, 4 and 16 concurrent clients,
+  against ``sessiontally serve`` (1 worker unless ``--workers``);
+- ``sessiontally import`` of the same sessions as an NDJSON file (the command's wall
+  time, Python start-up included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    Dataset,
+    RssSampler,
+    bulk_load,
+    load_average,
+    log,
+    machine,
+    remove_database,
+    run_measuring_rss,
+    server,
+    setup_workspace,
+)
+from ingest_http import bodies_from_lines, post_all
+from sessions_data import SessionData
+
+from sessiontally.store.sqlite import SqliteStore
+
+STORE_PRAGMAS = ("journal_mode", "synchronous", "cache_size", "wal_autocheckpoint", "page_size")
+
+
+def store_pragmas(database: str) -> dict[str, Any]:
+    """The settings of a connection opened by the store itself (SqliteStore._conn)."""
+    store = SqliteStore(database)
+    conn = store._conn()
+    values = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in STORE_PRAGMAS}
+    store.close()
+    return values
+
+
+def bare_executemany(database: str, rows: list[tuple[Any, ...]], batch: int) -> float:
+    """Seconds to insert ``rows``, ``batch`` rows a transaction, on a connection opened by
+    the store itself, so with exactly its settings (WAL, synchronous=FULL, page cache,
+    checkpoint interval): the same durability, none of the service's work."""
+    store = SqliteStore(database)
+    conn = store._conn()
+    sql = ("INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
+           " VALUES (?, ?, ?, ?, ?, ?)")
+    began = time.perf_counter()
+    for start in range(0, len(rows), batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows[start:start + batch])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - began
+    store.close()
+    return elapsed
+
+
+def count_sessions(database: str, workspace_id: int) -> int:
+    conn = sqlite3.connect(database)
+    (n,) = conn.execute("SELECT COUNT(*) FROM sessions WHERE workspace_id = ?", (workspace_id,)).fetchone()
+    conn.close()
+    return int(n)
+
+
+def import_command(database: str, workspace_id: int, path: str) -> list[str]:
+    return [sys.executable, "-m", "sessiontally", "import", "--database", database,
+            "--workspace", str(workspace_id), path]
+
+
+def parse_import_seconds(stderr: str) -> float | None:
+    match = re.search(r"lines in ([0-9.]+) s", stderr)
+    return float(match.group(1)) if match else None
+
+
+def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[int],
+        workers: int = 1, bare_batches: tuple[int, ...] = (1000, 10_000)) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    template = str(workdir / "ingest-template.sqlite3")
+    database = str(workdir / "ingest.sqlite3")
+    ndjson = str(workdir / f"ingest-{sessions}.ndjson")
+    remove_database(template)
+    store, ws, apps, key = setup_workspace(template)
+    store.close()
+    if preload:
+        bulk_load(template, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), preload,
+                                    int(time.time()) * 1_000_000, seed=11))
+    data = SessionData([a.app_id for a in apps], [a.app_key for a in apps], sessions, seed=13)
+    log(f"ingest: template with {preload:,} sessions; writing {sessions:,} new sessions as NDJSON")
+    data.write_ndjson(ndjson)
+    with open(ndjson, "rb") as f:
+        bodies = list(bodies_from_lines(f, 1000))
+    rows = list(data.rows(ws.workspace_id))
+    result: dict[str, Any] = {
+        "preload": preload, "sessions": sessions, "workers": workers, "load_average_before": load_average(),
+        "rates": {}, "server_rss_mib": {}, "import_rss_mib": [], "import_internal_rate": [],
+        "store_pragmas": store_pragmas(template),
+    }
+    rates: dict[str, list[float]] = result["rates"]
+
+    def fresh() -> None:
+        remove_database(database)
+        shutil.copyfile(template, database)
+
+    def check(method: str) -> None:
+        n = count_sessions(database, ws.workspace_id)
+        if n != preload + sessions:
+            raise AssertionError(f"{method}: {n:,} sessions stored, expected {preload + sessions:,}")
+
+    for rep in range(repeats):
+        for batch in bare_batches:
+            fresh()
+            seconds = bare_executemany(database, rows, batch)
+            check("bare")
+            rates.setdefault(f"bare executemany, {batch:,} per transaction", []).append(sessions / seconds)
+        for n_clients in clients:
+            fresh()
+            with server(database, workers=workers) as srv, RssSampler(srv.pid) as rss:
+                recorded, duplicates, seconds = post_all(srv.base, key, bodies, n_clients)
+            if recorded != sessions or duplicates:
+                raise AssertionError(f"HTTP: {recorded:,} recorded, {duplicates:,} duplicates")
+            check("http")
+            name = f"HTTP, {n_clients} client{'s' if n_clients > 1 else ''}"
+            rates.setdefault(name, []).append(sessions / seconds)
+            result["server_rss_mib"].setdefault(name, []).append(rss.hwm_sum_mib)
+        fresh()
+        status, seconds, maxrss, stderr = run_measuring_rss(import_command(database, ws.workspace_id, ndjson))
+        if status != 0:
+            raise RuntimeError(f"import failed ({status}): {stderr[-500:]}")
+        check("import")
+        rates.setdefault("sessiontally import", []).append(sessions / seconds)
+        result["import_rss_mib"].append(maxrss)
+        internal = parse_import_seconds(stderr)
+        if internal:
+            result["import_internal_rate"].append(sessions / internal)
+        log(f"  repeat {rep + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
+    result["load_average_after"] = load_average()
+    remove_database(database)
+    remove_database(template)
+    os.remove(ndjson)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preload", type=int, default=1_000_000)
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    res = run(Path(args.workdir), args.preload, args.sessions, args.repeats, args.clients, args.workers)
+    for name, values in res["rates"].items():
+        print(f"  {name:<45} {' '.join(f'{v:,.0f}' for v in values)} sessions/s")
+
+
+if __name__ == "__main__":
+    main()
