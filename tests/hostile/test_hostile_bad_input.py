@@ -112,10 +112,12 @@ class RawResponse:
         return json.loads(self.content)
 
 
-def raw_request(url: str, head: bytes, body_chunks: Iterator[bytes] | None = None) -> RawResponse:
+def raw_request(
+    url: str, head: bytes, body_chunks: Iterator[bytes] | None = None, timeout: float = 60
+) -> RawResponse:
     """Send a request by hand (sending stops quietly if the server answers and closes)."""
     host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=60) as sock:
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         try:
             sock.sendall(head)
             for chunk in body_chunks or ():
@@ -168,6 +170,16 @@ def _huge_query(ctx: Ctx, size: int) -> RawResponse:
     return raw_request(ctx.url, _head(ctx, "GET", "/sessions/data_series?length=1&x=" + "a" * size))
 
 
+def _unauthenticated_upload(ctx: Ctx, authorization: str, path: str = "/sessions/track") -> RawResponse:
+    """Headers that announce 10 MiB and no body at all: without a well-formed key the answer
+    comes at once, without the server waiting for (and buffering) the body."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: test\r\n{authorization}Content-Type: application/json\r\n"
+        f"Content-Length: {10 << 20}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    return raw_request(ctx.url, head, timeout=10)
+
+
 def _exactly_the_limit(ctx: Ctx) -> httpx.Response:
     body = b" " * (MAX_BODY - 2) + b"{}"
     assert len(body) == MAX_BODY
@@ -195,6 +207,19 @@ CASES: list[Case] = [
         _exactly_the_limit,
         400,
         "'sessions' must be an array of session objects",
+    ),
+    Case("no-key-body-not-read", lambda c: _unauthenticated_upload(c, ""), 401, "Invalid API key"),
+    Case(
+        "garbage-key-body-not-read",
+        lambda c: _unauthenticated_upload(c, "Authorization: Bearer nope\r\n"),
+        401,
+        "Invalid API key",
+    ),
+    Case(
+        "users-no-key-body-not-read",
+        lambda c: _unauthenticated_upload(c, "", "/users/track"),
+        401,
+        "Invalid API key",
     ),
     # not JSON at all
     Case("empty-body", lambda c: c.post("/sessions/track", b""), 400, contains=NOT_JSON),

@@ -35,6 +35,7 @@ from .http import (
     presented_key,
     query_pairs,
     read_body,
+    refuse_before_body,
 )
 from .openapi import DOCS_HTML, openapi_document
 
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return await run_in_threadpool(_guarded, service, request, "sessions.data_series", action)
 
     async def sessions_track(request: Request) -> Response:
+        refused = refuse_before_body(request)
+        if refused is not None:
+            return refused
         try:
             raw = await read_body(request)
         except BodyTooLarge:
@@ -114,6 +118,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return await run_in_threadpool(_guarded, service, request, "sessions.track", action)
 
     async def users_track(request: Request) -> Response:
+        refused = refuse_before_body(request)
+        if refused is not None:
+            return refused
         try:
             raw = await read_body(request)
         except BodyTooLarge:

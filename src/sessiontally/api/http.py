@@ -9,7 +9,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import limits
+from .. import keys, limits
+from ..service import INVALID_KEY
 
 
 class BodyTooLarge(Exception):
@@ -42,6 +43,18 @@ def presented_key(request: Request, pairs: list[tuple[str, str]]) -> str | None:
     for name, value in pairs:
         if name == "api_key":
             return value
+    return None
+
+
+def refuse_before_body(request: Request) -> Response | None:
+    """The answer to a POST that cannot be authenticated, given before its body is read, so
+    that a client without a key cannot make the server buffer up to 16 MiB (the same 414 and
+    401 that the guard would give; a well-formed key is checked against the store later)."""
+    if len(request.scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
+        return error_response(414, "Query string too long")
+    token = presented_key(request, query_pairs(request))
+    if not token or len(token) > keys.MAX_KEY_LENGTH or keys.workspace_of(token) is None:
+        return error_response(401, INVALID_KEY)
     return None
 
 
