@@ -282,6 +282,7 @@ class LoadReport:
     rollup: RollupAccumulator | None = None
 
 
+DUCKDB_MEMORY_LIMIT = "4GB"  # a shared machine: DuckDB's default is 80% of the RAM
 DUCKDB_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sessions (workspace_id INTEGER NOT NULL, session_id VARCHAR NOT NULL,"
     " external_id VARCHAR NOT NULL, app_key INTEGER NOT NULL, started_at BIGINT NOT NULL,"
@@ -318,7 +319,7 @@ def bulk_load(sqlite_path: str | None, ds: Dataset, segment_key: int | None = No
     if duckdb_path:
         import duckdb
 
-        duck = duckdb.connect(duckdb_path)
+        duck = duckdb.connect(duckdb_path, config={"memory_limit": DUCKDB_MEMORY_LIMIT})
         duck.execute(DUCKDB_SCHEMA)
     insert = ("INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
               " VALUES (?, printf('%016x%08x', ?, ?), 'u' || ?, ?, ?, NULL)")

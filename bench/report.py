@@ -181,8 +181,9 @@ def _scans(results: dict[str, Any], add: Any) -> None:
     add("The 100-day series (America/New_York local days, all apps) by one GROUP BY over the raw "
         "sessions (bench/scans.py): in SQLite on the service's own file (no index on started_at: a "
         "full scan of the workspace's rows, then SQLite's sorter for the GROUP BY), and in DuckDB "
-        "(2 threads) on a table of the same rows. Each scan's counts were checked equal to the HTTP "
-        "answer. Times in ms, min / **median** / max of 3 runs (DuckDB after one warm-up run); "
+        f"({sizes[-1].get('duckdb_threads', '?')} threads, memory limit 4 GB) on a table of the same "
+        "rows. Each scan's counts were checked equal to the HTTP answer. Times in ms, min / "
+        "**median** / max of 3 runs (DuckDB after one warm-up run); "
         "ratio = median scan time / median HTTP p50 of the same series, same run.\n")
     add("| stored sessions | HTTP p50 | SQLite GROUP BY | ratio | DuckDB GROUP BY | ratio |")
     add("|---|---|---|---|---|---|")

@@ -39,7 +39,7 @@ from common import load_average, log, machine
 
 import sessiontally
 
-PARTS = ("series", "overhead", "ingest", "memory", "profile")
+PARTS = ("series", "overhead", "ingest", "profile", "memory")
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -130,15 +130,15 @@ def main() -> None:
             results["ingest"] = ingest_rates.run(workdir, c["preload"], c["sessions"], c["repeats"],
                                                  c["clients"])
             save()
-        if "memory" in args.parts:
-            c = config["memory"]
-            log("part 5: memory")
-            results["memory"] = memory.run(workdir, c["sessions"], c["small"], c["clients"], c["repeats"])
-            save()
         if "profile" in args.parts:
             c = config["profile"]
             log("profiles of the misses")
             results["profile"] = profiles.run(workdir, c["size"], c["seconds"], c["ingest_sessions"])
+            save()
+        if "memory" in args.parts:
+            c = config["memory"]
+            log("part 5: memory")
+            results["memory"] = memory.run(workdir, c["sessions"], c["small"], c["clients"], c["repeats"])
             save()
         results["runs"][-1]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         results["runs"][-1]["minutes"] = (time.time() - began) / 60

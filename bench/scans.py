@@ -69,8 +69,10 @@ def sqlite_scan(path: str, workspace_id: int, edges: Sequence[int]) -> tuple[flo
 class DuckScanner:
     def __init__(self, path: str) -> None:
         import duckdb
+        from common import DUCKDB_MEMORY_LIMIT
 
-        self.conn = duckdb.connect(path, read_only=True)
+        self.conn = duckdb.connect(path, read_only=True, config={"memory_limit": DUCKDB_MEMORY_LIMIT})
+        self.threads = self.conn.execute("SELECT current_setting('threads')").fetchone()[0]
 
     def scan(self, workspace_id: int, edges: Sequence[int]) -> tuple[float, list[int]]:
         began = time.perf_counter()

@@ -169,6 +169,7 @@ def run_size(size: int, workdir: Path, requests: int, repeats: int, duckdb: bool
             if counts != want:
                 raise AssertionError("DuckDB scan differs from the service's answer")
             duck_times.append(seconds)
+        result["duckdb_threads"] = scanner.threads
         scanner.close()
         log(f"  DuckDB scan: {', '.join(f'{t:.3f}' for t in duck_times)} s")
         result["duckdb_scan_s"] = duck_times
