@@ -231,6 +231,15 @@ def _asgi_median_us(app: Any, path: str, key: str | None, n: int) -> float:
     return statistics.median(asyncio.run(loop())) * 1e6
 
 
+def _rollup_rows(database: str, workspace_id: int, edges: list[int]) -> int:
+    conn = sqlite3.connect(database)
+    (n,) = conn.execute("SELECT COUNT(*) FROM session_counts WHERE workspace_id = ? AND app_key = 0"
+                        " AND segment_key = 0 AND quarter >= ? AND quarter < ?",
+                        (workspace_id, edges[0], edges[-1])).fetchone()
+    conn.close()
+    return int(n)
+
+
 def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     """Where a series request's time goes, without a profiler: medians of the service's
     steps called directly, of the whole ASGI app called in-process (routing, middleware,
@@ -245,13 +254,46 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     service = app.state.service
     pairs = [("length", "100"), ("unit", "day")]
     principal = service.authenticate(key, "127.0.0.1")
+    from starlette.concurrency import run_in_threadpool
+
+    from sessiontally import buckets
+
+    async def hops() -> list[float]:
+        times = []
+        for _ in range(n):
+            began = time.perf_counter()
+            await run_in_threadpool(int)
+            times.append(time.perf_counter() - began)
+        return times
+
+    zone = buckets.load_zone(principal.workspace.time_zone)
+    edges = {}
+    for unit in ("day", "hour"):
+        series = buckets.series(unit, 100, int(time.time()), zone)
+        edges[unit] = [b.start // 900 for b in series] + [series[-1].end // 900]
+    store = service.store
+    ws_id = principal.workspace.workspace_id
+    def count(unit: str) -> Any:
+        return lambda: store.count_by_quarters(ws_id, 0, 0, edges[unit])
+
     out = {
+        "count_by_quarters_day_us": _median_us(count("day"), n),
+        "count_by_quarters_hour_us": _median_us(count("hour"), n),
+        "rollup_rows_day": _rollup_rows(database, ws_id, edges["day"]),
+        "threadpool_hop_us": statistics.median(asyncio.run(hops())) * 1e6,
         "authenticate_us": _median_us(lambda: service.authenticate(key, "127.0.0.1"), n),
         "count_request_us": _median_us(lambda: service.count_request(principal), n),
         "data_series_us": _median_us(lambda: service.data_series(principal.workspace, pairs), n),
         "asgi_app_us": _asgi_median_us(app, SERIES_PATH, key, n),
         "bare_asgi_app_us": _asgi_median_us(bare_app.app, SERIES_PATH, None, n),
     }
+    try:
+        from sessiontally.api.logging import AccessLogMiddleware
+
+        logged = AccessLogMiddleware(bare_app.app)
+        out["bare_with_access_log_us"] = _asgi_median_us(logged, SERIES_PATH, None, n)
+    except ImportError:
+        pass
     try:
         from sessiontally.api.http import json_response
 

@@ -316,9 +316,15 @@ def _decomposition(series: dict[str, Any], add: Any) -> None:
     rows = [("`Service.authenticate` (key hash, key and workspace lookups)", "authenticate_us"),
             ("`Service.count_request` (rate-limit UPSERT in the sidecar SQLite file)", "count_request_us"),
             ("`Service.data_series` (parse, buckets, one SQL over the rollup)", "data_series_us"),
+            (f"of which `SqliteStore.count_by_quarters`, 100 days (reads {d.get('rollup_rows_day', '?'):,} "
+             "rollup rows)" if isinstance(d.get("rollup_rows_day"), int) else
+             "of which `SqliteStore.count_by_quarters`, 100 days", "count_by_quarters_day_us"),
+            ("`SqliteStore.count_by_quarters`, 100 hours (for comparison)", "count_by_quarters_hour_us"),
             ("`json_response` of the 100-point body", "json_response_us"),
             ("whole app through ASGI, in-process", "asgi_app_us"),
-            ("bare app through ASGI, in-process", "bare_asgi_app_us")]
+            ("bare app through ASGI, in-process", "bare_asgi_app_us"),
+            ("bare app wrapped in `AccessLogMiddleware`, in-process", "bare_with_access_log_us"),
+            ("one `run_in_threadpool` round trip (the thread hop)", "threadpool_hop_us")]
     for label, k in rows:
         if k in d:
             add(f"| {label} | {d[k]:,.0f} |")
