@@ -7,7 +7,9 @@ PostgreSQL is a fresh database ``st_test_<random>`` created on the server named 
 and dropped (``WITH (FORCE)``) at teardown. When PostgreSQL cannot be reached, the
 PostgreSQL variants skip and say why; with ``SESSIONTALLY_REQUIRE_POSTGRES=1`` (CI) they
 fail instead, and so does any other test skipped for want of PostgreSQL.
-``SESSIONTALLY_REQUIRE_REDIS=1`` does the same for Redis (``redis_url``).
+``SESSIONTALLY_REQUIRE_REDIS=1`` does the same for Redis (``redis_url``). The helpers
+behind this (``require_postgres``, ``engine_database``, ``free_port``, ...) live in
+``tests/db_support.py``, for test modules to import.
 
 ``db``/``shared_db``: a migrated database (``TestDatabase``, with its ``url``) with helpers
 that create workspaces, apps and keys through ``sessiontally.admin`` (the functions behind
@@ -24,10 +26,8 @@ The session's shared servers (``shared_server``, ``multi_server``) are one pair 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +39,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from db_support import (  # noqa: F401 - free_port and the rest re-exported for test modules
+    ENGINES,
+    REDIS_TEST_URL,
+    REQUIRE_POSTGRES,
+    REQUIRE_REDIS,
+    engine_database,
+    free_port,
+    require_postgres,
+    require_redis,
+)
 
 from sessiontally import admin
 from sessiontally.store import open_store
@@ -53,14 +63,6 @@ ALL_PERMISSIONS = (
     "segments.details",
 )
 STARTUP_TIMEOUT_S = 30.0
-
-ENGINES = ("sqlite", "postgres")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SESSIONTALLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_TEST_URL = os.environ.get("SESSIONTALLY_TEST_REDIS", "redis://127.0.0.1:6379/0")
-REQUIRE_POSTGRES = os.environ.get("SESSIONTALLY_REQUIRE_POSTGRES") == "1"
-REQUIRE_REDIS = os.environ.get("SESSIONTALLY_REQUIRE_REDIS") == "1"
 
 # Skip reasons that mean "the service this test needs is missing" (ours and
 # tests/segment_support.py's). When that service is required, such a skip is a failure.
@@ -92,67 +94,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 # --------------------------------------------------------------------------- databases
-
-
-@functools.cache
-def postgres_unavailable() -> str | None:
-    """Why PostgreSQL tests cannot run here, or None when they can."""
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401
-    except ImportError as exc:
-        return f"psycopg is not installed ({exc})"
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:  # any connection failure: say why, then skip
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(exc).strip()[:200]}"
-    return None
-
-
-def require_postgres() -> None:
-    """Skip (or, when required, fail) the calling test if PostgreSQL is not there."""
-    reason = postgres_unavailable()
-    if reason is None:
-        return
-    if REQUIRE_POSTGRES:
-        pytest.fail(f"SESSIONTALLY_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def create_postgres_database() -> str:
-    """A new, empty PostgreSQL database; returns its URL."""
-    import psycopg
-
-    name = f"st_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
-def drop_postgres_database(url: str) -> None:
-    import psycopg
-
-    name = url.rpartition("/")[2]
-    assert name.startswith("st_test_"), url  # never anything but our own
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def engine_database(engine: str, folder: Path) -> Iterator[str]:
-    """The URL of a new, empty database of ``engine`` (dropped or left in ``folder`` after)."""
-    if engine == "sqlite":
-        yield str(folder / f"sessiontally-{uuid.uuid4().hex[:8]}.sqlite3")
-        return
-    assert engine == "postgres", engine
-    require_postgres()
-    url = create_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
 
 
 class TestDatabase:
@@ -284,13 +225,6 @@ def store(engine: str, tmp_path: Path) -> Iterator[Store]:
 
 
 # ----------------------------------------------------------------------------- servers
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve_command() -> list[str]:
@@ -492,34 +426,6 @@ def client(shared_server: ServerProcess) -> Iterator[httpx.Client]:
 
 
 # ------------------------------------------------------------------------------- redis
-
-
-@functools.cache
-def redis_unavailable() -> str | None:
-    """Why Redis tests cannot run here, or None when they can."""
-    try:
-        import redis
-    except ImportError as exc:
-        return f"redis-py is not installed ({exc})"
-    try:
-        client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=3, socket_connect_timeout=3)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # any connection failure: say why, then skip
-        return f"Redis not reachable at {REDIS_TEST_URL}: {str(exc).strip()[:200]}"
-    return None
-
-
-def require_redis() -> None:
-    """Skip (or, when required, fail) the calling test if Redis is not there."""
-    reason = redis_unavailable()
-    if reason is None:
-        return
-    if REQUIRE_REDIS:
-        pytest.fail(f"SESSIONTALLY_REQUIRE_REDIS=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 REDIS_TEST_DATABASES = range(1, 16)  # database 0 only holds the claims below

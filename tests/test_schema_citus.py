@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import engine_database
+from db_support import engine_database
 
 import sessiontally
 from sessiontally.ratelimit import SqliteRateLimiter

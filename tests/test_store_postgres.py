@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database, require_postgres
+from db_support import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database, require_postgres
 
 pytestmark = pytest.mark.postgres
 

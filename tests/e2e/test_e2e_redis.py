@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, require_redis
+from db_support import free_port, require_redis
 from e2e_support import (
     assert_rate_headers,
     avoid_hour_boundary,

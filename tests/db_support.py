@@ -1,0 +1,126 @@
+"""Databases and services for the tests, on both engines (imported by conftest.py and by
+test modules; not named conftest, so that it cannot be confused with another directory's).
+
+PostgreSQL: the server named by ``SESSIONTALLY_TEST_POSTGRES`` (default
+``postgresql://postgres@127.0.0.1:5432/postgres``), where each test database is a fresh
+``st_test_<random>`` dropped ``WITH (FORCE)`` afterwards. Redis: ``SESSIONTALLY_TEST_REDIS``
+(default ``redis://127.0.0.1:6379/0``). When one cannot be reached, ``require_postgres()`` /
+``require_redis()`` skip the calling test with the reason, or fail it when
+``SESSIONTALLY_REQUIRE_POSTGRES=1`` / ``SESSIONTALLY_REQUIRE_REDIS=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ENGINES = ("sqlite", "postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SESSIONTALLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_TEST_URL = os.environ.get("SESSIONTALLY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REQUIRE_POSTGRES = os.environ.get("SESSIONTALLY_REQUIRE_POSTGRES") == "1"
+REQUIRE_REDIS = os.environ.get("SESSIONTALLY_REQUIRE_REDIS") == "1"
+
+
+@functools.cache
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        return f"psycopg is not installed ({exc})"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any connection failure: say why, then skip
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(exc).strip()[:200]}"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip (or, when required, fail) the calling test if PostgreSQL is not there."""
+    reason = postgres_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"SESSIONTALLY_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def create_postgres_database() -> str:
+    """A new, empty PostgreSQL database; returns its URL."""
+    import psycopg
+
+    name = f"st_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rpartition("/")[2]
+    assert name.startswith("st_test_"), url  # never anything but our own
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def engine_database(engine: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty database of ``engine`` (dropped or left in ``folder`` after)."""
+    if engine == "sqlite":
+        yield str(folder / f"sessiontally-{uuid.uuid4().hex[:8]}.sqlite3")
+        return
+    assert engine == "postgres", engine
+    require_postgres()
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@functools.cache
+def redis_unavailable() -> str | None:
+    """Why Redis tests cannot run here, or None when they can."""
+    try:
+        import redis
+    except ImportError as exc:
+        return f"redis-py is not installed ({exc})"
+    try:
+        client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # any connection failure: say why, then skip
+        return f"Redis not reachable at {REDIS_TEST_URL}: {str(exc).strip()[:200]}"
+    return None
+
+
+def require_redis() -> None:
+    """Skip (or, when required, fail) the calling test if Redis is not there."""
+    reason = redis_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_REDIS:
+        pytest.fail(f"SESSIONTALLY_REQUIRE_REDIS=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
