@@ -8,6 +8,7 @@ loop never blocks on SQLite and a request costs a single thread hop.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -89,8 +90,42 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access_logging.configure(settings.log_level)
     store = open_store(settings.database)
-    store.migrate()
+    # Errors that mean "the database cannot be reached right now" (server down or
+    # restarting, no pooled connection in time): 503 with Retry-After, not a 500.
+    unavailable: tuple[type[BaseException], ...] = getattr(store, "unavailable_errors", ())
+    migrated = threading.Event()
+    migrate_lock = threading.Lock()
+
+    def ensure_migrated() -> None:
+        """Apply pending migrations once (``serve`` has normally done it before starting
+        the workers). A worker that starts, or restarts, while the database is down does
+        not crash: it answers 503 and migrates on its first request once the database
+        answers."""
+        if migrated.is_set():
+            return
+        with migrate_lock:
+            if not migrated.is_set():
+                store.migrate()
+                migrated.set()
+
+    try:
+        ensure_migrated()
+    except unavailable as exc:
+        log.warning("store unavailable at startup (%s); answering 503 until it is back",
+                    type(exc).__name__)
     service = Service(store, build_limiter(settings))
+
+    def migrated_then_guarded(request: Request, permission: str, action: Action) -> Response:
+        ensure_migrated()
+        return _guarded(service, request, permission, action)
+
+    async def guarded(request: Request, permission: str, action: Action) -> Response:
+        try:
+            return await run_in_threadpool(migrated_then_guarded, request, permission, action)
+        except unavailable as exc:
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
+                        type(exc).__name__)
+            return error_response(503, "Store unavailable; try again shortly", {"Retry-After": "1"})
 
     async def data_series(request: Request) -> Response:
         pairs = query_pairs(request)
@@ -99,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             data = service.data_series(principal.workspace, pairs)
             return 200, {"data": data, "message": "success"}
 
-        return await run_in_threadpool(_guarded, service, request, "sessions.data_series", action)
+        return await guarded(request, "sessions.data_series", action)
 
     async def sessions_track(request: Request) -> Response:
         refused = refuse_before_body(request)
@@ -115,7 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             result = service.record_sessions(principal.workspace, body)
             return 201, result.as_json()
 
-        return await run_in_threadpool(_guarded, service, request, "sessions.track", action)
+        return await guarded(request, "sessions.track", action)
 
     async def users_track(request: Request) -> Response:
         refused = refuse_before_body(request)
@@ -129,7 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         def action(principal: Principal) -> tuple[int, Any]:
             return 201, service.track_users(principal.workspace, parse_json_body(request, raw))
 
-        return await run_in_threadpool(_guarded, service, request, "users.track", action)
+        return await guarded(request, "users.track", action)
 
     async def segments_list(request: Request) -> Response:
         pairs = query_pairs(request)
@@ -137,7 +172,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         def action(principal: Principal) -> tuple[int, Any]:
             return 200, service.list_segments(principal.workspace, pairs)
 
-        return await run_in_threadpool(_guarded, service, request, "segments.list", action)
+        return await guarded(request, "segments.list", action)
 
     async def segments_details(request: Request) -> Response:
         pairs = query_pairs(request)
@@ -145,7 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         def action(principal: Principal) -> tuple[int, Any]:
             return 200, service.segment_details(principal.workspace, pairs)
 
-        return await run_in_threadpool(_guarded, service, request, "segments.details", action)
+        return await guarded(request, "segments.details", action)
 
     async def healthz(request: Request) -> Response:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import (
     MAX_TRACKED_SEGMENTS,
@@ -37,6 +37,16 @@ from .base import (
 from .rollup import rollup_increments
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
+POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 503
+# How long the pool keeps retrying (with backoff) a connection that failed before it gives
+# up; the next request then starts a new attempt at once. Short, so that the service is
+# back within seconds of the database coming back, not after a long backoff.
+RECONNECT_TIMEOUT_S = 10.0
+
+# The database cannot be reached right now: down, restarting, shutting connections down,
+# or no pooled connection within POOL_TIMEOUT_S (the API answers 503 with Retry-After).
+# OperationalError also covers transient transaction conflicts, which a retry resolves.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -61,6 +71,8 @@ def _durable_commits(conn: psycopg.Connection) -> None:
 
 
 class PostgresStore:
+    unavailable_errors = UNAVAILABLE_ERRORS
+
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self.pool = ConnectionPool(
@@ -69,6 +81,11 @@ class PostgresStore:
             max_size=max_size,
             kwargs={"autocommit": True},
             configure=_durable_commits,
+            # A pooled connection is checked as it is handed out, so that connections a
+            # restart of the server broke are replaced instead of failing a request each.
+            check=ConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             open=True,
             name="sessiontally",
         )
@@ -483,8 +500,17 @@ class PostgresRateLimiter:
     """Rate-limit counters in the PostgreSQL store: exact across every instance using it."""
 
     def __init__(self, url: str) -> None:
-        self.pool = ConnectionPool(url, min_size=1, max_size=10, kwargs={"autocommit": True},
-                                   open=True, name="sessiontally-ratelimit")
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=10,
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            open=True,
+            name="sessiontally-ratelimit",
+        )
 
     def hit(self, workspace_id: int, limit: int, now: float):  # type: ignore[no-untyped-def]
         from ..ratelimit import decide, window_of
