@@ -106,10 +106,11 @@ def _wait_healthy(host: str, port: int, path: str, proc: subprocess.Popen, timeo
 
 
 @contextmanager
-def _process(argv: list[str], env: dict[str, str], health: str) -> Iterator[Server]:
+def _process(argv: list[str], env: dict[str, str], health: str,
+             log_path: str | None = None) -> Iterator[Server]:
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in argv]
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    errors = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
     try:
         try:
@@ -130,12 +131,14 @@ def _process(argv: list[str], env: dict[str, str], health: str) -> Iterator[Serv
 
 
 @contextmanager
-def server(database: str, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """A real ``sessiontally serve`` process on a free loopback port."""
+def server(database: str, workers: int = 1, env: dict[str, str] | None = None,
+           log_path: str | None = None) -> Iterator[Server]:
+    """A real ``sessiontally serve`` process on a free loopback port (its stderr, where the
+    access log goes, kept in ``log_path`` if given)."""
     environment = {**os.environ, "SESSIONTALLY_DATABASE": database, "SESSIONTALLY_LOG_LEVEL": "WARNING",
                    **(env or {})}
     argv = [sys.executable, "-m", "sessiontally", "serve", "--port", "{port}", "--workers", str(workers)]
-    with _process(argv, environment, "/healthz") as srv:
+    with _process(argv, environment, "/healthz", log_path) as srv:
         yield srv
 
 

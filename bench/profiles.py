@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -304,6 +305,41 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     return out
 
 
+def tail_attribution(database: str, key: str, workdir: Path, requests: int = 5000) -> dict[str, Any]:
+    """Sequential 100-day requests with the access log on (INFO): the client's latency
+    against the server's own ``duration_ms`` (from the ASGI app's entry to its last byte
+    handed to uvicorn), to tell in-app tail latency from what happens outside the app
+    (uvicorn, sockets, scheduling on a busy machine, the client)."""
+    log_path = str(workdir / "tail-access.log")
+    client_ms = []
+    with server(database, env={"SESSIONTALLY_LOG_LEVEL": "INFO"}, log_path=log_path) as srv:
+        client = Client(srv.base, key)
+        for i in range(requests + 500):
+            began = time.perf_counter()
+            status, _ = client.get(SERIES_PATH)
+            if i >= 500:
+                client_ms.append((time.perf_counter() - began) * 1000)
+        client.close()
+    server_ms = []
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        if '"duration_ms"' in line and "data_series" in line:
+            try:
+                server_ms.append(float(json.loads(line)["duration_ms"]))
+            except (ValueError, KeyError):
+                continue
+    os.remove(log_path)
+    server_ms = server_ms[-requests:]
+    out: dict[str, Any] = {"requests": requests}
+    for name, values in (("client", client_ms), ("server", server_ms)):
+        if values:
+            ordered = sorted(values)
+            out[name] = {q: ordered[min(len(ordered) - 1, int(round(f * (len(ordered) - 1))))]
+                         for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999))}
+            out[name]["max"] = ordered[-1]
+            out[name]["over_10ms"] = sum(1 for v in values if v > 10)
+    return out
+
+
 def profile_series(workdir: Path, size: int, seconds: float) -> dict[str, Any]:
     database = str(workdir / "profile-series.sqlite3")
     remove_database(database)
@@ -318,6 +354,7 @@ def profile_series(workdir: Path, size: int, seconds: float) -> dict[str, Any]:
         out["decomposition"] = decompose_series(database, key)
     except Exception as exc:  # the app's internals may have changed: report, do not stop
         out["decomposition"] = {"error": f"{type(exc).__name__}: {exc}"}
+    out["tail"] = tail_attribution(database, key, workdir)
     with server(database) as srv:
         out["unprofiled_concurrent_rps"] = wrk_rps(srv.base, key, 8, seconds)
         client = Client(srv.base, key)
@@ -452,8 +489,6 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}", file=sys.stderr)
     res = run(Path(args.workdir), args.size, args.seconds, args.ingest_sessions)
-    import json
-
     print(json.dumps(res, indent=1))
 
 

@@ -337,6 +337,17 @@ def _decomposition(series: dict[str, Any], add: Any) -> None:
         add(f"| HTTP p50 over loopback, sequential keep-alive client | {http:,.0f} |")
         if "asgi_app_us" in d:
             add(f"| HTTP, sockets and client = HTTP p50 - whole app | {http - d['asgi_app_us']:,.0f} |")
+    tail = series.get("tail")
+    if tail and "client" in tail and "server" in tail:
+        add(f"\nTail latency, {tail['requests']:,} sequential requests with the access log on: the client's "
+            "time against the app's own `duration_ms` (from the ASGI app's entry to its last byte handed "
+            "to uvicorn), in ms:\n")
+        add("| measured by | p50 | p90 | p99 | p99.9 | max | requests over 10 ms |")
+        add("|---|---|---|---|---|---|---|")
+        for who in ("client", "server"):
+            t = tail[who]
+            add(f"| {who} | {t['p50']:.2f} | {t['p90']:.2f} | {t['p99']:.2f} | {t['p999']:.2f} | "
+                f"{t['max']:.1f} | {t['over_10ms']} |")
     if "unprofiled_concurrent_rps" in series:
         add(f"\nUnprofiled under wrk (8 connections): {series['unprofiled_concurrent_rps']:,.0f} req/s.")
     add("")
