@@ -94,19 +94,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # restarting, no pooled connection in time): 503 with Retry-After, not a 500.
     unavailable: tuple[type[BaseException], ...] = getattr(store, "unavailable_errors", ())
     migrated = threading.Event()
-    migrate_lock = threading.Lock()
 
     def ensure_migrated() -> None:
         """Apply pending migrations once (``serve`` has normally done it before starting
         the workers). A worker that starts, or restarts, while the database is down does
         not crash: it answers 503 and migrates on its first request once the database
-        answers."""
-        if migrated.is_set():
-            return
-        with migrate_lock:
-            if not migrated.is_set():
-                store.migrate()
-                migrated.set()
+        answers. No lock: ``migrate`` is safe to run concurrently (it serialises in the
+        database), and requests must not queue behind one that waits for a dead store."""
+        if not migrated.is_set():
+            store.migrate()
+            migrated.set()
 
     try:
         ensure_migrated()
