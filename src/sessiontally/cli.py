@@ -41,9 +41,12 @@ def database_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _store() -> Store:
-    url = database_url(click.get_current_context().find_root().meta.get("database"))
+    """The command's store, opened and migrated; closed when the command ends."""
+    ctx = click.get_current_context()
+    url = database_url(ctx.find_root().meta.get("database"))
     try:
         store = open_store(url)
+        ctx.call_on_close(store.close)
         store.migrate()
     except Exception as exc:  # a bad URL or unreachable database: one line, no traceback
         raise click.ClickException(f"cannot open store {_safe_url(url)}: {exc}") from None
