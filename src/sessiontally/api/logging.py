@@ -48,8 +48,8 @@ class AccessLogMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)  # (the access log is off: no per-request cost)
             return
         started = time.perf_counter()
         status = 500
@@ -69,7 +69,7 @@ class AccessLogMiddleware:
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "method": scope["method"],
                 "path": scrub(scope["path"])[:256],
-                "query": redacted_query(scope.get("query_string", b"")),
+                "query": redacted_query(query) if (query := scope.get("query_string", b"")) else "",
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "client": client[0] if client else None,
