@@ -431,17 +431,34 @@ def _status_kib(pid: int, field_name: str) -> int:
     return 0
 
 
+def _open_count(pid: int, path: str) -> int:
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    n += 1
+    except OSError:
+        pass
+    return n
+
+
 class RssSampler:
     """Samples the memory of a process tree every ``interval`` seconds in a thread.
 
     ``peak_sum_mib``: the largest sum of VmRSS over the tree seen in a sample;
     ``hwm_sum_mib``: the sum over processes of their VmHWM (each one's own peak; an upper
-    bound of the tree's true peak, exact when there is one process).
+    bound of the tree's true peak, exact when there is one process); ``max_threads``; and
+    with ``database``, ``max_connections``: the most descriptors open on that file at once
+    (SQLite opens the main file once per connection).
     """
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
+    def __init__(self, pid: int, interval: float = 0.2, database: str | None = None) -> None:
         self.pid = pid
         self.interval = interval
+        self.database = os.path.realpath(database) if database else None
+        self.max_threads = 0
+        self.max_connections = 0  # open descriptors on the database file: one per SQLite connection
         self.peak_sum_kib = 0
         self.hwm: dict[int, int] = {}
         self._stop = threading.Event()
@@ -449,12 +466,18 @@ class RssSampler:
 
     def _sample(self) -> None:
         total = 0
+        threads = connections = 0
         for p in process_tree(self.pid):
+            threads += _status_kib(p, "Threads")
+            if self.database:
+                connections += _open_count(p, self.database)
             total += _status_kib(p, "VmRSS")
             hwm = _status_kib(p, "VmHWM")
             if hwm:
                 self.hwm[p] = max(self.hwm.get(p, 0), hwm)
         self.peak_sum_kib = max(self.peak_sum_kib, total)
+        self.max_threads = max(self.max_threads, threads)
+        self.max_connections = max(self.max_connections, connections)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -480,19 +503,29 @@ class RssSampler:
         return sum(self.hwm.values()) / 1024
 
 
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(proc.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n"
+)
+
+
 def run_measuring_rss(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, float, float, str]:
-    """Run a command to completion; returns (exit status, seconds, peak RSS in MiB from the
-    kernel's accounting of the child (wait4 ru_maxrss), stderr)."""
-    began = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr_chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()))  # type: ignore[union-attr]
-    reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - began
-    reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, elapsed, usage.ru_maxrss / 1024, b"".join(stderr_chunks).decode(errors="replace")
+    """Run a command to completion; returns (exit status, seconds, peak RSS in MiB, stderr).
+
+    The peak is the kernel's ``ru_maxrss`` of the command (wait4), taken by a small
+    launcher process: Linux counts in a child's maxrss the memory image it was forked
+    with, so measured from this (large) process it would report this process's size."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as result:
+        began = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, result.name, *argv], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - began
+        status, maxrss_kib = (int(x) for x in Path(result.name).read_text().split())
+    if proc.returncode != 0:
+        status = status or proc.returncode
+    return status, elapsed, maxrss_kib / 1024, proc.stderr.decode(errors="replace")
 
 
 # ------------------------------------------------------------------------------ stats

@@ -137,7 +137,7 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
             rates.setdefault(f"bare executemany, {batch:,} per transaction", []).append(sessions / seconds)
         for n_clients in clients:
             fresh()
-            with server(database, workers=workers) as srv, RssSampler(srv.pid) as rss:
+            with server(database, workers=workers) as srv, RssSampler(srv.pid, database=database) as rss:
                 recorded, duplicates, seconds = post_all(srv.base, key, bodies, n_clients)
             if recorded != sessions or duplicates:
                 raise AssertionError(f"HTTP: {recorded:,} recorded, {duplicates:,} duplicates")
@@ -145,6 +145,7 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
             name = f"HTTP, {n_clients} client{'s' if n_clients > 1 else ''}"
             rates.setdefault(name, []).append(sessions / seconds)
             result["server_rss_mib"].setdefault(name, []).append(rss.hwm_sum_mib)
+            result.setdefault("server_connections", {}).setdefault(name, []).append(rss.max_connections)
         fresh()
         status, seconds, maxrss, stderr = run_measuring_rss(import_command(database, ws.workspace_id, ndjson))
         if status != 0:

@@ -9,7 +9,8 @@
   VmHWM (their own peaks).
 - Import: ``sessiontally import`` of an NDJSON file of ``--sessions`` lines and of one of
   ``--small`` lines (the first lines of the same data), each into a fresh database; the
-  peak RSS is the kernel's ``ru_maxrss`` of the command (``wait4``).
+  peak RSS is the kernel's ``ru_maxrss`` of the command (``wait4``, from a small launcher
+  process: see common.run_measuring_rss).
 """
 
 from __future__ import annotations
@@ -71,14 +72,18 @@ def run(workdir: Path, sessions: int, small: int, clients: int, repeats: int) ->
         workspace_id = _fresh_with_apps(database, apps)
         key = _key(database, workspace_id)
         began = time.perf_counter()
-        with server(database) as srv, RssSampler(srv.pid) as rss, open(big_file, "rb") as lines:
+        with server(database) as srv, RssSampler(srv.pid, database=database) as rss, \
+                open(big_file, "rb") as lines:
             recorded, duplicates, seconds = post_all(srv.base, key, bodies_from_lines(lines, 1000), clients)
         if recorded != sessions:
             raise AssertionError(f"server: {recorded:,} recorded")
         result["server"].append({"peak_rss_sum_mib": rss.peak_sum_mib, "hwm_sum_mib": rss.hwm_sum_mib,
-                                 "processes": len(rss.hwm), "seconds": seconds, "rate": sessions / seconds})
+                                 "processes": len(rss.hwm), "threads": rss.max_threads,
+                                 "connections": rss.max_connections, "seconds": seconds,
+                                 "rate": sessions / seconds})
         log(f"  server ingesting {sessions:,} over HTTP: peak RSS {rss.peak_sum_mib:.0f} MiB "
-            f"(VmHWM sum {rss.hwm_sum_mib:.0f} MiB), {sessions / seconds:,.0f} sessions/s, "
+            f"(VmHWM sum {rss.hwm_sum_mib:.0f} MiB, {rss.max_threads} threads, {rss.max_connections} "
+            f"connections), {sessions / seconds:,.0f} sessions/s, "
             f"{time.perf_counter() - began:.0f} s")
     result["load_average_after"] = load_average()
     remove_database(database)

@@ -103,6 +103,23 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+END_MARKER = "<!-- end of bench/run.py's output; sections below it are kept when it rewrites this file -->"
+LAST_SECTION = "## How the data is made"
+
+
+def kept_sections(previous: str) -> str:
+    """What others added to RESULTS.md below this suite's output (kept on a rewrite)."""
+    if END_MARKER in previous:
+        rest = previous.split(END_MARKER, 1)[1].strip("\n")
+    elif LAST_SECTION in previous:
+        tail = previous.split(LAST_SECTION, 1)[1]
+        cut = tail.find("\n## ")
+        rest = tail[cut + 1:].strip("\n") if cut >= 0 else ""
+    else:
+        rest = ""
+    return "\n" + rest + "\n" if rest else ""
+
+
 def render(results: dict[str, Any]) -> str:
     run = results.get("runs", [{}])[-1]
     out: list[str] = []
@@ -112,6 +129,15 @@ def render(results: dict[str, Any]) -> str:
     add(f"- Date: {run.get('started', '?')} to {run.get('finished', '?')} "
         f"({run.get('minutes', 0):.0f} min)")
     add(f"- Machine: {run.get('machine', '?')}")
+    part_runs = results.get("part_runs", {})
+    if len(set(part_runs.values())) > 1:
+        add("- Parts come from these runs (same mode, results kept in the workdir's JSON):")
+        for index in sorted(set(part_runs.values())):
+            r = results["runs"][index]
+            parts = ", ".join(p for p, i in part_runs.items() if i == index)
+            add(f"  - {parts}: `{r.get('command')}`, {r.get('started')} to {r.get('finished', '?')}, "
+                f"code `{r.get('code', '?')}` at commit `{r.get('commit', '?')}`, load average "
+                f"{r.get('load_average', '?')} at the start")
     changes = run.get("src_changes", "")
     add(f"- Code: `{run.get('code', '?')}` at commit `{run.get('commit', '?')}`" + (
         f", with uncommitted changes in src/ at the start (others were editing it): "
@@ -137,6 +163,8 @@ def render(results: dict[str, Any]) -> str:
     _memory(results, add)
     _profiles(results, add)
     _method(add)
+    add("")
+    add(END_MARKER)
     return "\n".join(out) + "\n"
 
 

@@ -103,6 +103,12 @@ def main() -> None:
             "src_changes": _git("status", "--porcelain", "--", "src"),
         })
         results["mode"] = mode
+        run_index = len(results["runs"]) - 1
+
+        def done(part: str) -> None:
+            results.setdefault("part_runs", {})[part] = run_index
+            save()
+
         log(f"measuring the code in {CODE_ROOT} (commit {results['runs'][-1]['commit']})")
         if results["runs"][-1]["src_changes"]:
             log("warning: src/ has uncommitted changes")
@@ -118,33 +124,36 @@ def main() -> None:
                     results["series"].append({"size": size, "skipped": str(exc)})
                     log(f"size {size:,} skipped: {exc}")
                 save()
+            done("series")
         if "overhead" in args.parts:
             c = config["overhead"]
             log("part 3: HTTP overhead")
             results["overhead"] = http_overhead.run(workdir, c["size"], c["duration"], c["connections"],
                                                     c["repeats"], c["workers"])
-            save()
+            done("overhead")
         if "ingest" in args.parts:
             c = config["ingest"]
             log("part 4: ingest rates")
             results["ingest"] = ingest_rates.run(workdir, c["preload"], c["sessions"], c["repeats"],
                                                  c["clients"])
-            save()
+            done("ingest")
         if "profile" in args.parts:
             c = config["profile"]
             log("profiles of the misses")
             results["profile"] = profiles.run(workdir, c["size"], c["seconds"], c["ingest_sessions"])
-            save()
+            done("profile")
         if "memory" in args.parts:
             c = config["memory"]
             log("part 5: memory")
             results["memory"] = memory.run(workdir, c["sessions"], c["small"], c["clients"], c["repeats"])
-            save()
+            done("memory")
         results["runs"][-1]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         results["runs"][-1]["minutes"] = (time.time() - began) / 60
         results["runs"][-1]["load_average_end"] = load_average()
         save()
-    Path(args.output).write_text(report.render(results))
+    output = Path(args.output)
+    kept = report.kept_sections(output.read_text() if output.exists() else "")
+    output.write_text(report.render(results) + kept)
     log(f"wrote {args.output}")
 
 
