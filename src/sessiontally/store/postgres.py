@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -22,7 +23,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import (
     MAX_TRACKED_SEGMENTS,
-    ApiKey,
     App,
     Classifier,
     DuplicateNameError,
@@ -35,6 +35,7 @@ from .base import (
     Workspace,
 )
 from .rollup import rollup_increments
+from .sql import SEGMENT_COLUMNS, SqlReads, segment_from_row
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
 POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 503
@@ -47,6 +48,12 @@ RECONNECT_TIMEOUT_S = 10.0
 # or no pooled connection within POOL_TIMEOUT_S (the API answers 503 with Retry-After).
 # OperationalError also covers transient transaction conflicts, which a retry resolves.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
+
+
+@lru_cache(maxsize=256)
+def _psycopg(sql: str) -> str:
+    """A shared statement (``?`` placeholders, no ``%`` in our SQL) in psycopg's style."""
+    return sql.replace("?", "%s")
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -70,7 +77,7 @@ def _durable_commits(conn: psycopg.Connection) -> None:
         conn.execute("SET synchronous_commit TO on")
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     unavailable_errors = UNAVAILABLE_ERRORS
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
@@ -122,6 +129,14 @@ class PostgresStore:
         with self.pool.connection(timeout=5) as conn:
             return conn.execute("SELECT 1").fetchone() == (1,)
 
+    def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        with self.pool.connection() as conn:
+            return conn.execute(_psycopg(sql), params).fetchone()
+
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self.pool.connection() as conn:
+            return conn.execute(_psycopg(sql), params).fetchall()
+
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
@@ -135,23 +150,6 @@ class PostgresStore:
         except psycopg.errors.UniqueViolation:
             raise DuplicateNameError(f"a workspace named {name!r} already exists") from None
         return Workspace(workspace_id, name, time_zone, rate_limit)
-
-    def get_workspace(self, workspace_id: int) -> Workspace | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces"
-                " WHERE workspace_id = %s",
-                (workspace_id,),
-            ).fetchone()
-        return Workspace(*row) if row else None
-
-    def find_workspace(self, name: str) -> Workspace | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = %s",
-                (name,),
-            ).fetchone()
-        return Workspace(*row) if row else None
 
     # ---------------------------------------------------------------------- apps
 
@@ -169,24 +167,6 @@ class PostgresStore:
                 (workspace_id, app_key, app_id, name, platform, int(time.time())),
             )
         return App(workspace_id, app_key, app_id, name, platform)
-
-    def find_app(self, workspace_id: int, app_id: str) -> App | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
-                " WHERE workspace_id = %s AND app_id = %s",
-                (workspace_id, app_id),
-            ).fetchone()
-        return App(*row) if row else None
-
-    def list_apps(self, workspace_id: int) -> list[App]:
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
-                " WHERE workspace_id = %s ORDER BY app_key",
-                (workspace_id,),
-            ).fetchall()
-        return [App(*row) for row in rows]
 
     # ------------------------------------------------------------------ API keys
 
@@ -212,20 +192,6 @@ class PostgresStore:
                  " ".join(allowed_ips), int(time.time())),
             )
         return int(key_id)
-
-    def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
-                " revoked_at, last_seen_at FROM api_keys"
-                " WHERE workspace_id = %s AND key_hash = %s",
-                (workspace_id, key_hash),
-            ).fetchone()
-        if row is None:
-            return None
-        workspace_id, key_id, name, stored_hash, permissions, allowed, revoked_at, seen = row
-        return ApiKey(workspace_id, key_id, name, bytes(stored_hash), frozenset(permissions.split()),
-                      tuple(allowed.split()), revoked_at is not None, seen)
 
     def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
         with self._tx() as conn:
@@ -348,26 +314,6 @@ class PostgresStore:
                     (workspace_id, now, [e for e, _ in changed], [t for _, t in changed]),
                 )
 
-    def user_attributes(self, workspace_id: int, external_id: str) -> str | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT attributes FROM users WHERE workspace_id = %s AND external_id = %s",
-                (workspace_id, external_id),
-            ).fetchone()
-        return row[0] if row else None
-
-    _SEGMENT_COLUMNS = (
-        "workspace_id, segment_key, segment_id, name, description, tags, filter,"
-        " analytics_enabled, tracking_since, created_at, updated_at"
-    )
-
-    @staticmethod
-    def _segment(row: Sequence[Any]) -> Segment:
-        ws, key, sid, name, description, tags, filter_json, enabled, since, created, updated = row
-        return Segment(int(ws), int(key), str(sid), str(name), str(description),
-                       tuple(orjson.loads(str(tags))), str(filter_json), bool(enabled),
-                       since, int(created), int(updated))
-
     @staticmethod
     def _check_tracking_room(conn: psycopg.Connection, workspace_id: int) -> None:
         (tracked,) = conn.execute(
@@ -405,13 +351,13 @@ class PostgresStore:
                 (workspace_id,),
             ).fetchone()
             row = conn.execute(
-                f"INSERT INTO segments ({self._SEGMENT_COLUMNS})"
+                f"INSERT INTO segments ({SEGMENT_COLUMNS})"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                f" RETURNING {self._SEGMENT_COLUMNS}",
+                f" RETURNING {SEGMENT_COLUMNS}",
                 (workspace_id, key, segment_id, name, description, orjson.dumps(list(tags)).decode(),
                  filter_json, analytics, now if analytics else None, now, now),
             ).fetchone()
-        return self._segment(row)
+        return segment_from_row(row)
 
     def set_segment_tracking(
         self, workspace_id: int, segment_id: str, enabled: bool, now: int
@@ -435,27 +381,6 @@ class PostgresStore:
                 )
         return self.get_segment(workspace_id, segment_id)
 
-    def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                f"SELECT {self._SEGMENT_COLUMNS} FROM segments"
-                " WHERE workspace_id = %s AND segment_id = %s",
-                (workspace_id, segment_id),
-            ).fetchone()
-        return self._segment(row) if row else None
-
-    def list_segments(
-        self, workspace_id: int, offset: int, limit: int, descending: bool
-    ) -> list[Segment]:
-        order = "DESC" if descending else "ASC"
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {self._SEGMENT_COLUMNS} FROM segments WHERE workspace_id = %s"
-                f" ORDER BY created_at {order}, segment_key {order} LIMIT %s OFFSET %s",
-                (workspace_id, limit, offset),
-            ).fetchall()
-        return [self._segment(row) for row in rows]
-
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]:
@@ -469,32 +394,6 @@ class PostgresStore:
                 (workspace_id, app_key, segment_key, list(boundaries[:-1]), list(boundaries[1:])),
             ).fetchall()
         return [int(total) for _, total in rows]
-
-    def count_raw_sessions(self, workspace_id: int) -> int:
-        with self.pool.connection() as conn:
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM sessions WHERE workspace_id = %s", (workspace_id,)
-            ).fetchone()
-        return int(count)
-
-    def count_raw_in_range(self, workspace_id: int, app_key: int, start_us: int, end_us: int) -> int:
-        with self.pool.connection() as conn:
-            (count,) = conn.execute(
-                "SELECT COUNT(*) FROM sessions WHERE workspace_id = %s"
-                " AND (%s = 0 OR app_key = %s) AND started_at >= %s AND started_at < %s",
-                (workspace_id, app_key, app_key, start_us, end_us),
-            ).fetchone()
-        return int(count)
-
-    def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
-        with self.pool.connection() as conn:
-            (total,) = conn.execute(
-                "SELECT COALESCE(SUM(sessions), 0) FROM session_counts WHERE workspace_id = %s"
-                " AND app_key = %s AND segment_key = %s",
-                (workspace_id, app_key, segment_key),
-            ).fetchone()
-        return int(total)
-
 
 class PostgresRateLimiter:
     """Rate-limit counters in the PostgreSQL store: exact across every instance using it."""

@@ -21,7 +21,6 @@ import orjson
 
 from .base import (
     MAX_TRACKED_SEGMENTS,
-    ApiKey,
     App,
     Classifier,
     DuplicateNameError,
@@ -35,6 +34,7 @@ from .base import (
 )
 from .group_commit import GroupCommit
 from .rollup import rollup_increments
+from .sql import SEGMENT_COLUMNS, SqlReads
 
 BUSY_TIMEOUT_S = 30.0
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
@@ -62,7 +62,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore:
+class SqliteStore(SqlReads):
     """Store on a SQLite file. One connection per thread; safe across worker processes."""
 
     def __init__(self, path: str | Path) -> None:
@@ -144,6 +144,12 @@ class SqliteStore:
     def ping(self) -> bool:
         return self._conn().execute("SELECT 1").fetchone() == (1,)
 
+    def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        return self._conn().execute(sql, params).fetchone()
+
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._conn().execute(sql, params).fetchall()
+
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
@@ -160,21 +166,6 @@ class SqliteStore:
         assert workspace_id is not None
         return Workspace(workspace_id, name, time_zone, rate_limit)
 
-    def get_workspace(self, workspace_id: int) -> Workspace | None:
-        row = self._conn().execute(
-            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces"
-            " WHERE workspace_id = ?",
-            (workspace_id,),
-        ).fetchone()
-        return Workspace(*row) if row else None
-
-    def find_workspace(self, name: str) -> Workspace | None:
-        row = self._conn().execute(
-            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = ?",
-            (name,),
-        ).fetchone()
-        return Workspace(*row) if row else None
-
     # ---------------------------------------------------------------------- apps
 
     def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
@@ -189,22 +180,6 @@ class SqliteStore:
                 (workspace_id, app_key, app_id, name, platform, int(time.time())),
             )
         return App(workspace_id, app_key, app_id, name, platform)
-
-    def find_app(self, workspace_id: int, app_id: str) -> App | None:
-        row = self._conn().execute(
-            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
-            " WHERE workspace_id = ? AND app_id = ?",
-            (workspace_id, app_id),
-        ).fetchone()
-        return App(*row) if row else None
-
-    def list_apps(self, workspace_id: int) -> list[App]:
-        rows = self._conn().execute(
-            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
-            " WHERE workspace_id = ? ORDER BY app_key",
-            (workspace_id,),
-        ).fetchall()
-        return [App(*row) for row in rows]
 
     # ------------------------------------------------------------------ API keys
 
@@ -238,26 +213,6 @@ class SqliteStore:
             )
         return int(key_id)
 
-    def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None:
-        row = self._conn().execute(
-            "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
-            " revoked_at, last_seen_at FROM api_keys WHERE workspace_id = ? AND key_hash = ?",
-            (workspace_id, key_hash),
-        ).fetchone()
-        if row is None:
-            return None
-        workspace_id, key_id, name, stored_hash, permissions, allowed, revoked_at, seen = row
-        return ApiKey(
-            workspace_id,
-            key_id,
-            name,
-            bytes(stored_hash),
-            frozenset(permissions.split()),
-            tuple(allowed.split()),
-            revoked_at is not None,
-            seen,
-        )
-
     def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
         with self._write() as conn:
             cursor = conn.execute(
@@ -288,35 +243,6 @@ class SqliteStore:
                 " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
                 [(workspace_id, ext, text, now) for ext, text in update(current).items()],
             )
-
-    def user_attributes(self, workspace_id: int, external_id: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT attributes FROM users WHERE workspace_id = ? AND external_id = ?",
-            (workspace_id, external_id),
-        ).fetchone()
-        return row[0] if row else None
-
-    _SEGMENT_COLUMNS = (
-        "workspace_id, segment_key, segment_id, name, description, tags, filter,"
-        " analytics_enabled, tracking_since, created_at, updated_at"
-    )
-
-    @staticmethod
-    def _segment(row: Sequence[object]) -> Segment:
-        ws, key, sid, name, description, tags, filter_json, enabled, since, created, updated = row
-        return Segment(
-            int(ws),  # type: ignore[arg-type]
-            int(key),  # type: ignore[arg-type]
-            str(sid),
-            str(name),
-            str(description),
-            tuple(orjson.loads(str(tags))),
-            str(filter_json),
-            bool(enabled),
-            since,  # type: ignore[arg-type]
-            int(created),  # type: ignore[arg-type]
-            int(updated),  # type: ignore[arg-type]
-        )
 
     @staticmethod
     def _check_tracking_room(conn: sqlite3.Connection, workspace_id: int) -> None:
@@ -349,7 +275,7 @@ class SqliteStore:
                 (workspace_id,),
             ).fetchone()
             conn.execute(
-                f"INSERT INTO segments ({self._SEGMENT_COLUMNS})"
+                f"INSERT INTO segments ({SEGMENT_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (workspace_id, key, segment_id, name, description, orjson.dumps(list(tags)).decode(),
                  filter_json, int(analytics), now if analytics else None, now, now),
@@ -378,24 +304,6 @@ class SqliteStore:
                     (int(enabled), now, int(enabled), now, workspace_id, segment_id),
                 )
         return self.get_segment(workspace_id, segment_id)
-
-    def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None:
-        row = self._conn().execute(
-            f"SELECT {self._SEGMENT_COLUMNS} FROM segments WHERE workspace_id = ? AND segment_id = ?",
-            (workspace_id, segment_id),
-        ).fetchone()
-        return self._segment(row) if row else None
-
-    def list_segments(
-        self, workspace_id: int, offset: int, limit: int, descending: bool
-    ) -> list[Segment]:
-        order = "DESC" if descending else "ASC"
-        rows = self._conn().execute(
-            f"SELECT {self._SEGMENT_COLUMNS} FROM segments WHERE workspace_id = ?"
-            f" ORDER BY created_at {order}, segment_key {order} LIMIT ? OFFSET ?",
-            (workspace_id, limit, offset),
-        ).fetchall()
-        return [self._segment(row) for row in rows]
 
     # ------------------------------------------------------------------ sessions
 
@@ -482,32 +390,6 @@ class SqliteStore:
         # ?1..?3 are named by number, so renumber the VALUES placeholders after them.
         sql = _number_placeholders(sql, start=4)
         return [int(total) for _, total in self._conn().execute(sql, params)]
-
-    def count_raw_sessions(self, workspace_id: int) -> int:
-        (count,) = self._conn().execute(
-            "SELECT COUNT(*) FROM sessions WHERE workspace_id = ?", (workspace_id,)
-        ).fetchone()
-        return int(count)
-
-    def count_raw_in_range(
-        self, workspace_id: int, app_key: int, start_us: int, end_us: int
-    ) -> int:
-        """Brute force over raw sessions (integrity checks and tests, not the hot path)."""
-        (count,) = self._conn().execute(
-            "SELECT COUNT(*) FROM sessions WHERE workspace_id = ?"
-            " AND (? = 0 OR app_key = ?) AND started_at >= ? AND started_at < ?",
-            (workspace_id, app_key, app_key, start_us, end_us),
-        ).fetchone()
-        return int(count)
-
-    def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
-        (total,) = self._conn().execute(
-            "SELECT TOTAL(sessions) FROM session_counts WHERE workspace_id = ?"
-            " AND app_key = ? AND segment_key = ?",
-            (workspace_id, app_key, segment_key),
-        ).fetchone()
-        return int(total)
-
 
 def _number_placeholders(sql: str, start: int) -> str:
     parts = sql.split("(?, ?, ?)")

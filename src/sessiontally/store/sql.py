@@ -1,0 +1,124 @@
+"""The read queries both engines share, written once.
+
+Statements use ``?`` placeholders; each engine supplies ``_fetch_one`` and
+``_fetch_all`` (the PostgreSQL engine turns ``?`` into psycopg's ``%s``). Writes stay in the engines: their
+transactions, locking and upserts differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from .base import ApiKey, App, Segment, Workspace
+
+SEGMENT_COLUMNS = (
+    "workspace_id, segment_key, segment_id, name, description, tags, filter,"
+    " analytics_enabled, tracking_since, created_at, updated_at"
+)
+
+
+def segment_from_row(row: Sequence[Any]) -> Segment:
+    ws, key, sid, name, description, tags, filter_json, enabled, since, created, updated = row
+    return Segment(int(ws), int(key), str(sid), str(name), str(description),
+                   tuple(orjson.loads(str(tags))), str(filter_json), bool(enabled),
+                   since, int(created), int(updated))
+
+
+class SqlReads:
+    """Mixin: the Store's read methods over ``_fetch_one`` / ``_fetch_all``."""
+
+    def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        raise NotImplementedError
+
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def get_workspace(self, workspace_id: int) -> Workspace | None:
+        row = self._fetch_one(
+            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE workspace_id = ?",
+            (workspace_id,),
+        )
+        return Workspace(*row) if row else None
+
+    def find_workspace(self, name: str) -> Workspace | None:
+        row = self._fetch_one(
+            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = ?", (name,)
+        )
+        return Workspace(*row) if row else None
+
+    def find_app(self, workspace_id: int, app_id: str) -> App | None:
+        row = self._fetch_one(
+            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
+            " WHERE workspace_id = ? AND app_id = ?",
+            (workspace_id, app_id),
+        )
+        return App(*row) if row else None
+
+    def list_apps(self, workspace_id: int) -> list[App]:
+        rows = self._fetch_all(
+            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
+            " WHERE workspace_id = ? ORDER BY app_key",
+            (workspace_id,),
+        )
+        return [App(*row) for row in rows]
+
+    def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None:
+        row = self._fetch_one(
+            "SELECT workspace_id, key_id, name, key_hash, permissions, allowed_ips,"
+            " revoked_at, last_seen_at FROM api_keys WHERE workspace_id = ? AND key_hash = ?",
+            (workspace_id, key_hash),
+        )
+        if row is None:
+            return None
+        workspace_id, key_id, name, stored_hash, permissions, allowed, revoked_at, seen = row
+        return ApiKey(workspace_id, key_id, name, bytes(stored_hash), frozenset(permissions.split()),
+                      tuple(allowed.split()), revoked_at is not None, seen)
+
+    def user_attributes(self, workspace_id: int, external_id: str) -> str | None:
+        row = self._fetch_one(
+            "SELECT attributes FROM users WHERE workspace_id = ? AND external_id = ?",
+            (workspace_id, external_id),
+        )
+        return row[0] if row else None
+
+    def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None:
+        row = self._fetch_one(
+            f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE workspace_id = ? AND segment_id = ?",
+            (workspace_id, segment_id),
+        )
+        return segment_from_row(row) if row else None
+
+    def list_segments(
+        self, workspace_id: int, offset: int, limit: int, descending: bool
+    ) -> list[Segment]:
+        order = "DESC" if descending else "ASC"  # one of two constants, never caller text
+        rows = self._fetch_all(
+            f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE workspace_id = ?"
+            f" ORDER BY created_at {order}, segment_key {order} LIMIT ? OFFSET ?",
+            (workspace_id, limit, offset),
+        )
+        return [segment_from_row(row) for row in rows]
+
+    def count_raw_sessions(self, workspace_id: int) -> int:
+        row = self._fetch_one("SELECT COUNT(*) FROM sessions WHERE workspace_id = ?", (workspace_id,))
+        return int(row[0]) if row else 0
+
+    def count_raw_in_range(self, workspace_id: int, app_key: int, start_us: int, end_us: int) -> int:
+        """Brute force over raw sessions (off-grid zone rules, integrity checks, tests)."""
+        row = self._fetch_one(
+            "SELECT COUNT(*) FROM sessions WHERE workspace_id = ?"
+            " AND (? = 0 OR app_key = ?) AND started_at >= ? AND started_at < ?",
+            (workspace_id, app_key, app_key, start_us, end_us),
+        )
+        return int(row[0]) if row else 0
+
+    def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
+        row = self._fetch_one(
+            "SELECT COALESCE(SUM(sessions), 0) FROM session_counts WHERE workspace_id = ?"
+            " AND app_key = ? AND segment_key = ?",
+            (workspace_id, app_key, segment_key),
+        )
+        return int(row[0]) if row else 0
