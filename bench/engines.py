@@ -202,8 +202,8 @@ def main() -> None:
         f"- Both stores hold the same {args.size:,} generated sessions (bench/common.Dataset, 100 days,"
         f" 3 apps; SQLite bulk path {loads['sqlite']:.0f} s, PostgreSQL COPY {loads['postgres']:.0f} s),"
         " 1 server worker each; the engines alternate within each repeat. Series: sequential requests on one"
-        f" keep-alive connection ({args.requests} timed after a warm-up). Ingest: 4 client threads, batches of"
-        f" 1,000 new sessions (random UUID ids, started_at over the last 3 days), {args.ingest:,} per repeat,"
+        f" keep-alive connection ({args.requests} timed after a warm-up). Ingest: 4 client threads,"
+        f" batches of 1,000 new sessions (random UUID ids, started_at over the last 3 days), {args.ingest:,} per repeat,"
         " on top of the loaded data.",
         "",
         "| figure (min / **median** / max) | SQLite | PostgreSQL |",
