@@ -203,8 +203,8 @@ def main() -> None:
         f" 3 apps; SQLite bulk path {loads['sqlite']:.0f} s, PostgreSQL COPY {loads['postgres']:.0f} s),"
         " 1 server worker each; the engines alternate within each repeat. Series: sequential requests on one"
         f" keep-alive connection ({args.requests} timed after a warm-up). Ingest: 4 client threads,"
-        f" batches of 1,000 new sessions (random UUID ids, started_at over the last 3 days), {args.ingest:,} per repeat,"
-        " on top of the loaded data.",
+        " batches of 1,000 new sessions (random UUID ids, started_at over the last 3 days),"
+        f" {args.ingest:,} per repeat, on top of the loaded data.",
         "",
         "| figure (min / **median** / max) | SQLite | PostgreSQL |",
         "|---|---|---|",
