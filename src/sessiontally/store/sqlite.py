@@ -90,9 +90,9 @@ class SqliteStore(SqlReads):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            # 16 MiB of page cache per connection (one per worker thread): the hot pages
+            # 8 MiB of page cache per connection (one per worker thread): the hot pages
             # (rollup, keys, the top of the session index) fit; the OS caches the rest.
-            conn.execute("PRAGMA cache_size=-16384")
+            conn.execute("PRAGMA cache_size=-8192")
             # Checkpoint the WAL every ~40 MB instead of every 4 MB: batches of random
             # session ids dirty many pages, and the default checkpointed on nearly every
             # commit (measured: about 1.3x more sessions/s at 1M stored; bench/RESULTS.md).
