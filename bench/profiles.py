@@ -9,6 +9,8 @@ miss their targets, summarised into RESULTS.md.
 2. ``ingest_http``: the server recording ``--ingest-sessions`` new sessions posted by 4
    clients (1,000 a request) into a database already holding as many (as in part 4).
 3. ``import``: ``sessiontally import`` of the same sessions into the same database.
+5. ``cache_whatif``: the server's peak RSS while 16 clients ingest, as is and with each
+   SQLite connection's page cache cut to 8 MiB (a sitecustomize patch; src is not edited).
 4. ``bare``: the bare executemany (1,000 rows a transaction) of the same rows: not
    profiled (its time is all SQLite's); its bytes written to storage per row are measured
    (``write_bytes`` of /proc/<pid>/io), as they are for the server.
@@ -43,6 +45,7 @@ from typing import Any
 from common import (
     Client,
     Dataset,
+    RssSampler,
     bulk_load,
     create_tracked_segment,
     log,
@@ -466,6 +469,61 @@ def profile_ingest(workdir: Path, sessions: int) -> dict[str, Any]:
     return out
 
 
+_SMALL_CACHE = """
+import sessiontally.store.sqlite as _store
+
+_original = _store.SqliteStore._conn
+
+
+def _conn(self):
+    fresh = getattr(self._local, "conn", None) is None
+    conn = _original(self)
+    if fresh:
+        conn.execute("PRAGMA cache_size=-{kib}")
+    return conn
+
+
+_store.SqliteStore._conn = _conn
+"""
+
+
+def cache_whatif(workdir: Path, sessions: int, clients: int = 16, small_kib: int = 8192) -> dict[str, Any]:
+    """The server's memory while 16 clients ingest, as is and with each SQLite connection's
+    page cache cut to ``small_kib`` (a sitecustomize patch on the server's PYTHONPATH; the
+    code under test is not edited): does the RSS follow connections x page cache?"""
+    template = str(workdir / "whatif-template.sqlite3")
+    database = str(workdir / "whatif.sqlite3")
+    patch_dir = workdir / "whatif-site"
+    patch_dir.mkdir(exist_ok=True)
+    (patch_dir / "sitecustomize.py").write_text(_SMALL_CACHE.replace("{kib}", str(small_kib)))
+    remove_database(template)
+    store, ws, apps, key = setup_workspace(template)
+    store.close()
+    bulk_load(template, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), sessions,
+                                int(time.time()) * 1_000_000, seed=11))
+    data = SessionData([a.app_id for a in apps], [a.app_key for a in apps], sessions, seed=13)
+    bodies = list(bodies_from_lines(data.lines(), 1000))
+    out: dict[str, Any] = {"sessions": sessions, "preload": sessions, "clients": clients,
+                           "small_cache_kib": small_kib}
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    for label, env in (("as is (64 MiB per connection)", None),
+                       (f"page cache {small_kib // 1024} MiB per connection",
+                        {"PYTHONPATH": str(patch_dir) + (os.pathsep + pythonpath if pythonpath else "")})):
+        remove_database(database)
+        shutil.copyfile(template, database)
+        with server(database, env=env) as srv, RssSampler(srv.pid, database=database) as rss:
+            recorded, _, seconds = post_all(srv.base, key, bodies, clients)
+        assert recorded == sessions
+        out[label] = {"rss_mib": rss.hwm_sum_mib, "connections": rss.max_connections,
+                      "threads": rss.max_threads, "rate": sessions / seconds}
+        log(f"  {label}: peak RSS {rss.hwm_sum_mib:.0f} MiB, {rss.max_connections} connections, "
+            f"{sessions / seconds:,.0f} sessions/s")
+    remove_database(database)
+    remove_database(template)
+    shutil.rmtree(patch_dir)
+    return out
+
+
 def run(workdir: Path, size: int, seconds: float, ingest_sessions: int) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     if not shutil.which("py-spy"):
@@ -476,6 +534,8 @@ def run(workdir: Path, size: int, seconds: float, ingest_sessions: int) -> dict[
         result["series"] = profile_series(workdir, size, seconds)
     log("  profiling ingest (HTTP, import)")
     result["ingest"] = profile_ingest(workdir, ingest_sessions)
+    log("  server memory with a smaller page cache per connection")
+    result["cache_whatif"] = cache_whatif(workdir, ingest_sessions)
     return result
 
 

@@ -262,16 +262,20 @@ def _ingest(results: dict[str, Any], add: Any) -> None:
         "`sessiontally serve`, 1 worker, 1,000 sessions per POST. `import`: the command's wall "
         f"time (start-up included). Load average {ing['load_average_before']} before, "
         f"{ing['load_average_after']} after.\n")
-    add("| method | sessions/s | ratio to bare (1,000/txn) | server peak RSS (MiB) |")
+    add("| method | sessions/s | ratio to bare (1,000/txn) | peak RSS (MiB) |")
     add("|---|---|---|---|")
     bare = ing["rates"]["bare executemany, 1,000 per transaction"]
     for name, values in ing["rates"].items():
         ratios = [a / b * 100 for a, b in zip(values, bare, strict=False)]
         rss = ing["server_rss_mib"].get(name)
+        conns = ing.get("server_connections", {}).get(name)
         if name == "sessiontally import":
-            rss_text = f"{three(ing['import_rss_mib'], '{:.0f}')} (import process)"
+            rss_text = f"{three(ing['import_rss_mib'], '{:.0f}')} (the command)"
+        elif rss:
+            suffix = f", {max(conns)} SQLite connections)" if conns else ")"
+            rss_text = f"{three(rss, '{:.0f}')} (server{suffix}"
         else:
-            rss_text = three(rss, "{:.0f}") if rss else "-"
+            rss_text = "-"
         add(f"| {name} | {three(values, '{:,.0f}')} | {three(ratios, '{:.0f}%')} | {rss_text} |")
     if ing.get("import_internal_rate"):
         add(f"\n`import`'s own count (excluding Python start-up and migrations): "
@@ -409,6 +413,21 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
         add(f"### `sessiontally import` (same sessions, same table size; "
             f"{ing['import']['rate_under_profiler']:,.0f} sessions/s under the profiler)\n")
         _frames_table(ing["import"], add)
+        wi = prof.get("cache_whatif")
+        if wi:
+            add(f"### Server memory: what the page caches weigh ({wi['clients']} clients, table from "
+                f"{wi['preload']:,} to {wi['preload'] + wi['sessions']:,} rows)\n")
+            add("Each worker thread of the server opens its own SQLite connection, each with its own page "
+                "cache (`cache_size=-65536`: up to 64 MiB). The same ingest, as is and with the cache of "
+                "every connection cut by a `sitecustomize` patch on the server's PYTHONPATH (the code "
+                "under test is not edited):\n")
+            add("| server | peak RSS (MiB) | SQLite connections | threads | sessions/s |")
+            add("|---|---|---|---|---|")
+            for label, v in wi.items():
+                if isinstance(v, dict):
+                    add(f"| {label} | {v['rss_mib']:.0f} | {v['connections']} | {v['threads']} | "
+                        f"{v['rate']:,.0f} |")
+            add("")
         add(f"Bytes written to storage per session (`write_bytes`, /proc/<pid>/io; page size "
             f"{ing['page_size']}): bare executemany (1,000/txn) "
             f"{ing['bare']['write_bytes_per_session']:,.0f} B at {ing['bare']['rate']:,.0f} sessions/s; "
