@@ -9,6 +9,8 @@ miss their targets, summarised into RESULTS.md.
 2. ``ingest_http``: the server recording ``--ingest-sessions`` new sessions posted by 4
    clients (1,000 a request) into a database already holding as many (as in part 4).
 3. ``import``: ``sessiontally import`` of the same sessions into the same database.
+6. ``series_whatif``: series req/s under wrk as is, without the rate limiter's SQLite
+   write, and also without the rollup read, with 1 and 2 workers (sitecustomize patches).
 5. ``cache_whatif``: the server's peak RSS while 16 clients ingest, as is and with each
    SQLite connection's page cache cut to 8 MiB (a sitecustomize patch; src is not edited).
 4. ``bare``: the bare executemany (1,000 rows a transaction) of the same rows: not
@@ -46,6 +48,7 @@ from common import (
     Client,
     Dataset,
     RssSampler,
+    bare_server,
     bulk_load,
     create_tracked_segment,
     log,
@@ -524,6 +527,72 @@ def cache_whatif(workdir: Path, sessions: int, clients: int = 16, small_kib: int
     return out
 
 
+_NO_RATE_WRITE = """
+import sessiontally.ratelimit as _rl
+
+
+def _hit(self, workspace_id, limit, now):
+    return _rl.decide(1, limit, _rl.window_of(now))
+
+
+_rl.SqliteRateLimiter.hit = _hit
+"""
+_FREE_READ = """
+import sessiontally.store.sqlite as _store
+
+
+def _count_by_quarters(self, workspace_id, app_key, segment_key, boundaries):
+    return [0] * (len(boundaries) - 1)
+
+
+_store.SqliteStore.count_by_quarters = _count_by_quarters
+"""
+
+
+def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -> dict[str, Any]:
+    """Series req/s under wrk (8 connections) as is, without the rate limiter's SQLite
+    write (an in-memory decision instead), and also without the rollup read (zeros), each
+    with 1 and 2 workers, beside the bare app: sitecustomize patches on the servers'
+    PYTHONPATH (the code under test is not edited). Tells how much of the gap to the bare
+    endpoint each part explains."""
+    database = str(workdir / "whatif-series.sqlite3")
+    remove_database(database)
+    store, ws, apps, key = setup_workspace(database)
+    segment = create_tracked_segment(store, ws)
+    store.close()
+    bulk_load(database, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), size,
+                                int(time.time()) * 1_000_000), segment.segment_key)
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    variants: dict[str, str | None] = {
+        "as is": None,
+        "without the rate-limit write": _NO_RATE_WRITE,
+        "without the rate-limit write and the rollup read": _NO_RATE_WRITE + _FREE_READ,
+    }
+    out: dict[str, Any] = {"size": size, "duration": duration, "by_workers": {}}
+    for workers in (1, 2):
+        rows: dict[str, list[float]] = {"bare app": []}
+        for _ in range(repeats):
+            with bare_server(workers) as bare:
+                rows["bare app"].append(wrk_rps(bare.base, None, 8, duration))
+            for label, patch in variants.items():
+                env = None
+                if patch:
+                    site = workdir / f"whatif-site-{abs(hash(label))}"
+                    site.mkdir(exist_ok=True)
+                    (site / "sitecustomize.py").write_text(patch)
+                    env = {"PYTHONPATH": str(site) + (os.pathsep + pythonpath if pythonpath else "")}
+                with server(database, workers=workers, env=env) as srv:
+                    wrk_rps(srv.base, key, 8, 2)  # warm-up
+                    rows.setdefault(label, []).append(wrk_rps(srv.base, key, 8, duration))
+                if patch:
+                    shutil.rmtree(site)
+        out["by_workers"][str(workers)] = rows
+        log(f"  workers {workers}: "
+            + ", ".join(f"{k} {statistics.median(v):,.0f} req/s" for k, v in rows.items()))
+    remove_database(database)
+    return out
+
+
 def run(workdir: Path, size: int, seconds: float, ingest_sessions: int) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     if not shutil.which("py-spy"):
@@ -532,6 +601,8 @@ def run(workdir: Path, size: int, seconds: float, ingest_sessions: int) -> dict[
     if shutil.which("wrk"):
         log("  profiling the series endpoint under wrk")
         result["series"] = profile_series(workdir, size, seconds)
+        log("  series req/s without the rate-limit write, without the rollup read")
+        result["series_whatif"] = series_whatif(workdir, size, seconds)
     log("  profiling ingest (HTTP, import)")
     result["ingest"] = profile_ingest(workdir, ingest_sessions)
     log("  server memory with a smaller page cache per connection")

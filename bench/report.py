@@ -404,6 +404,20 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
             s = prof["series"][mode]
             add(f"### Series endpoint (100 days), {title}: {s['requests_per_s']:,.0f} req/s while sampled\n")
             _frames_table(s, add)
+    sw = prof.get("series_whatif")
+    if sw:
+        add(f"### Series req/s: what the rate-limit write and the rollup read weigh (wrk, 8 connections, "
+            f"{size_name(sw['size'])} sessions)\n")
+        add("The same server with `sitecustomize` patches on its PYTHONPATH (the code under test is not "
+            "edited): the rate limiter's UPSERT into its SQLite sidecar replaced by an in-memory "
+            "decision, then also `count_by_quarters` replaced by zeros. req/s, min / **median** / max "
+            "of the runs; the bare app alongside.\n")
+        labels = list(next(iter(sw["by_workers"].values())))
+        add("| workers | " + " | ".join(labels) + " |")
+        add("|---" * (len(labels) + 1) + "|")
+        for workers, rows in sw["by_workers"].items():
+            add(f"| {workers} | " + " | ".join(three(rows[k], "{:,.0f}") for k in labels) + " |")
+        add("")
     ing = prof.get("ingest")
     if ing:
         add(f"### Ingest over HTTP (4 clients, table from {ing['preload']:,} to "
