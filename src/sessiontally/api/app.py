@@ -135,7 +135,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         return await guarded(request, "sessions.data_series", action)
 
-    async def sessions_track(request: Request) -> Response:
+    async def post_json(
+        request: Request, permission: str, record: Callable[[Principal, Any], Any]
+    ) -> Response:
+        """A JSON POST: refuse early what needs no body, read it within the limit, then
+        authenticate, count and authorise before parsing it."""
         refused = refuse_before_body(request)
         if refused is not None:
             return refused
@@ -145,25 +149,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return error_response(413, f"Request body exceeds {limits.MAX_BODY_BYTES} bytes")
 
         def action(principal: Principal) -> tuple[int, Any]:
-            body = parse_json_body(request, raw)
-            result = service.record_sessions(principal.workspace, body)
-            return 201, result.as_json()
+            return 201, record(principal, parse_json_body(request, raw))
 
-        return await guarded(request, "sessions.track", action)
+        return await guarded(request, permission, action)
+
+    async def sessions_track(request: Request) -> Response:
+        return await post_json(
+            request, "sessions.track",
+            lambda principal, body: service.record_sessions(principal.workspace, body).as_json(),
+        )
 
     async def users_track(request: Request) -> Response:
-        refused = refuse_before_body(request)
-        if refused is not None:
-            return refused
-        try:
-            raw = await read_body(request)
-        except BodyTooLarge:
-            return error_response(413, f"Request body exceeds {limits.MAX_BODY_BYTES} bytes")
-
-        def action(principal: Principal) -> tuple[int, Any]:
-            return 201, service.track_users(principal.workspace, parse_json_body(request, raw))
-
-        return await guarded(request, "users.track", action)
+        return await post_json(
+            request, "users.track",
+            lambda principal, body: service.track_users(principal.workspace, body),
+        )
 
     async def segments_list(request: Request) -> Response:
         pairs = query_pairs(request)
