@@ -368,6 +368,8 @@ def bulk_load(sqlite_path: str | None, ds: Dataset, segment_key: int | None = No
         conn.execute("DELETE FROM session_counts WHERE workspace_id = ?", (ds.workspace_id,))
         conn.executemany("INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
                          " VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("DELETE FROM session_counts_coarse WHERE workspace_id = ?", (ds.workspace_id,))
+        conn.execute(COARSE_FROM_QUARTERS, (ds.workspace_id,))
         conn.execute("COMMIT")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.close()
@@ -382,6 +384,18 @@ def bulk_load(sqlite_path: str | None, ds: Dataset, segment_key: int | None = No
     return report
 
 
+# The rollup's hour and day levels (store/rollup.py) from its quarters, as migration 0003
+# builds them; the same statement on both engines.
+COARSE_FROM_QUARTERS = (
+    "INSERT INTO session_counts_coarse (workspace_id, app_key, segment_key, grain, first_quarter,"
+    " sessions) SELECT c.workspace_id, c.app_key, c.segment_key, g.grain,"
+    " c.quarter / g.grain * g.grain, SUM(c.sessions)"
+    " FROM session_counts c CROSS JOIN (SELECT 4 AS grain UNION ALL SELECT 96) g"
+    " WHERE c.workspace_id = ?"
+    " GROUP BY c.workspace_id, c.app_key, c.segment_key, g.grain, c.quarter / g.grain * g.grain"
+)
+
+
 def bulk_load_sqlite(path: str, workspace_id: int, app_keys: list[int], count: int, end_us: int,
                      days: int = 100, seed: int = 1, chunk: int = 1_000_000,
                      segment_key: int | None = None) -> float:
@@ -392,7 +406,8 @@ def bulk_load_sqlite(path: str, workspace_id: int, app_keys: list[int], count: i
 
 
 def remove_database(path: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal", "-ratelimit", "-ratelimit-wal", "-ratelimit-shm",
+    for suffix in ("", "-wal", "-shm", "-journal", "-ratecounters",
+                   "-ratelimit", "-ratelimit-wal", "-ratelimit-shm",
                    ".wal"):
         with suppress(FileNotFoundError):
             os.remove(path + suffix)

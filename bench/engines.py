@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 import psycopg
 from common import (
+    COARSE_FROM_QUARTERS,
     Client,
     Dataset,
     RollupAccumulator,
@@ -58,8 +59,10 @@ def load_postgres(url: str, ds: Dataset) -> float:
         ) as copy:
             for row in acc.rows(ds.workspace_id):
                 copy.write_row(row)
+        conn.execute(COARSE_FROM_QUARTERS.replace("?", "%s"), (ds.workspace_id,))
         conn.execute("ANALYZE sessions")
         conn.execute("ANALYZE session_counts")
+        conn.execute("ANALYZE session_counts_coarse")
         conn.commit()
     return time.perf_counter() - began
 

@@ -9,7 +9,10 @@ and size as a 100-day series. The same load generator drives both, alternately w
 each repeat: ``wrk`` (1 thread, ``--connections`` keep-alive connections, ``--duration``
 seconds) when it is installed (``apt-get install wrk``), else Python threads with
 keep-alive http.client connections (far weaker: the client then competes with the
-server for the GIL-free cores). The series asked is the 100-day one, all apps.
+server for the GIL-free cores). The series asked is the 100-day one, all apps, from two
+servers on the same database: one as shipped, which answers a repeated query from its
+series cache while the database is unchanged, and one with the cache off
+(``SESSIONTALLY_SERIES_CACHE=0``), which reads the rollup on every request.
 """
 
 from __future__ import annotations
@@ -90,18 +93,24 @@ def run(workdir: Path, size: int, duration: float, connections: int, repeats: in
     result: dict[str, Any] = {"size": size, "duration": duration, "connections": connections,
                               "method": method, "load_average_before": load_average(), "by_workers": {}}
     for workers in workers_list:
-        rows: dict[str, list[float]] = {"bare": [], "series": [], "ratio": []}
-        with bare_server(workers) as bare, server(database, workers=workers) as srv:
-            measure(bare.base, key, connections, 2)  # warm-up
-            measure(srv.base, key, connections, 2)
+        rows: dict[str, list[float]] = {"bare": [], "series": [], "ratio": [],
+                                        "series_uncached": [], "ratio_uncached": []}
+        with (bare_server(workers) as bare, server(database, workers=workers) as srv,
+              server(database, workers=workers, env={"SESSIONTALLY_SERIES_CACHE": "0"}) as cold):
+            for base in (bare.base, srv.base, cold.base):
+                measure(base, key, connections, 2)  # warm-up
             for rep in range(repeats):
                 bare_rps = measure(bare.base, key, connections, duration)
                 series_rps = measure(srv.base, key, connections, duration)
+                cold_rps = measure(cold.base, key, connections, duration)
                 rows["bare"].append(bare_rps)
                 rows["series"].append(series_rps)
                 rows["ratio"].append(series_rps / bare_rps)
+                rows["series_uncached"].append(cold_rps)
+                rows["ratio_uncached"].append(cold_rps / bare_rps)
                 log(f"  workers {workers}, repeat {rep + 1}: bare {bare_rps:,.0f} req/s, series "
-                    f"{series_rps:,.0f} req/s ({series_rps / bare_rps:.1%})")
+                    f"{series_rps:,.0f} req/s ({series_rps / bare_rps:.1%}), cache off "
+                    f"{cold_rps:,.0f} req/s ({cold_rps / bare_rps:.1%})")
         result["by_workers"][str(workers)] = rows
     result["load_average_after"] = load_average()
     remove_database(database)

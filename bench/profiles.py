@@ -9,11 +9,9 @@ miss their targets, summarised into RESULTS.md.
 2. ``ingest_http``: the server recording ``--ingest-sessions`` new sessions posted by 4
    clients (1,000 a request) into a database already holding as many (as in part 4).
 3. ``import``: ``sessiontally import`` of the same sessions into the same database.
-6. ``series_whatif``: series req/s under wrk as is, without the rate limiter's SQLite
-   write, and also without the rollup read, with 1 and 2 workers (sitecustomize patches).
-5. ``cache_whatif``: the server's peak RSS while 16 clients ingest, as is and with each
-   SQLite connection's page cache cut to 8 MiB (a sitecustomize patch; src is not edited).
-4. ``bare``: the bare executemany (1,000 rows a transaction) of the same rows: not
+4. ``series_whatif``: series req/s under wrk as shipped, with the series cache off, and
+   with the cache off and no rollup read, with 1 and 2 workers (sitecustomize patches).
+5. ``bare``: the bare executemany (1,000 rows a transaction) of the same rows: not
    profiled (its time is all SQLite's); its bytes written to storage per row are measured
    (``write_bytes`` of /proc/<pid>/io), as they are for the server.
 
@@ -47,7 +45,6 @@ from typing import Any
 from common import (
     Client,
     Dataset,
-    RssSampler,
     bare_server,
     bulk_load,
     create_tracked_segment,
@@ -68,13 +65,14 @@ SERIES_PATH = "/sessions/data_series?length=100&unit=day"
 # Frames shown in the summaries (regular expressions on "name (file)"), in this order.
 SERIES_FRAMES = [
     r"^Starlette\.__call__ ", r"^AccessLogMiddleware\.__call__ ", r"^redacted_query ",
-    r"^run_in_threadpool ", r"^_guarded ", r"^query_pairs ",
+    r"^run_in_threadpool ", r"^guarded_read ", r"^_admit ", r"^_act ", r"^query_pairs ",
     r"^Service\.authenticate ", r"^hash_key ", r"^SqliteStore\.find_key_by_hash ",
     r"^SqliteStore\.get_workspace ", r"^Service\._touch ",
-    r"^Service\.count_request ", r"^SqliteRateLimiter\.hit ",
+    r"^Service\.count_request ", r"^FileRateLimiter\.hit ",
     r"^Service\.data_series ", r"^parse_series_query ", r"^SqliteStore\.find_app ",
     r"^Service\.tracked_segment_key ", r"^series \(sessiontally/buckets", r"^Service\._count ",
-    r"^SqliteStore\.count_by_quarters ", r"^json_response ", r"^sqlite3_step ",
+    r"^SqliteStore\.count_by_quarters ", r"^SqliteStore\._read_series ", r"^json_response ",
+    r"^sqlite3_step ",
     r"^sqlite3_prepare", r"^Response\.__call__ ",
 ]
 INGEST_FRAMES = [
@@ -239,12 +237,23 @@ def _asgi_median_us(app: Any, path: str, key: str | None, n: int) -> float:
 
 
 def _rollup_rows(database: str, workspace_id: int, edges: list[int]) -> int:
+    """Rollup rows a series over ``edges`` (quarters) reads: the rows in its plan's pieces."""
+    from sessiontally.store.rollup import plan_series_read
+
     conn = sqlite3.connect(database)
-    (n,) = conn.execute("SELECT COUNT(*) FROM session_counts WHERE workspace_id = ? AND app_key = 0"
-                        " AND segment_key = 0 AND quarter >= ? AND quarter < ?",
-                        (workspace_id, edges[0], edges[-1])).fetchone()
+    n = 0
+    for _, grain, first, end in plan_series_read(edges):
+        if grain == 1:
+            sql = ("SELECT COUNT(*) FROM session_counts WHERE workspace_id = ? AND app_key = 0"
+                   " AND segment_key = 0 AND quarter >= ? AND quarter < ?")
+            params: tuple[int, ...] = (workspace_id, first, end)
+        else:
+            sql = ("SELECT COUNT(*) FROM session_counts_coarse WHERE workspace_id = ? AND app_key = 0"
+                   " AND segment_key = 0 AND grain = ? AND first_quarter >= ? AND first_quarter < ?")
+            params = (workspace_id, grain, first, end)
+        n += conn.execute(sql, params).fetchone()[0]
     conn.close()
-    return int(n)
+    return n
 
 
 def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
@@ -253,6 +262,7 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     thread hop, JSON), and of the bare app the same way."""
     os.environ["SESSIONTALLY_DATABASE"] = database
     os.environ.setdefault("SESSIONTALLY_LOG_LEVEL", "WARNING")
+    os.environ["SESSIONTALLY_SERIES_CACHE"] = "0"  # the read path; the cache is timed apart
     import bare_app
 
     from sessiontally.api.app import create_app
@@ -283,7 +293,12 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     def count(unit: str) -> Any:
         return lambda: store.count_by_quarters(ws_id, 0, 0, edges[unit])
 
+    from sessiontally.store.sqlite import SqliteStore
+
+    cached_store = SqliteStore(database)  # as shipped: the series cache on
     out = {
+        "count_by_quarters_cached_us": _median_us(
+            lambda: cached_store.count_by_quarters(ws_id, 0, 0, edges["day"]), n),
         "count_by_quarters_day_us": _median_us(count("day"), n),
         "count_by_quarters_hour_us": _median_us(count("hour"), n),
         "rollup_rows_day": _rollup_rows(database, ws_id, edges["day"]),
@@ -318,7 +333,8 @@ def tail_attribution(database: str, key: str, workdir: Path, requests: int = 500
     (uvicorn, sockets, scheduling on a busy machine, the client)."""
     log_path = str(workdir / "tail-access.log")
     client_ms = []
-    with server(database, env={"SESSIONTALLY_LOG_LEVEL": "INFO"}, log_path=log_path) as srv:
+    with server(database, env={"SESSIONTALLY_LOG_LEVEL": "INFO", "SESSIONTALLY_SERIES_CACHE": "0"},
+                log_path=log_path) as srv:
         client = Client(srv.base, key)
         for i in range(requests + 500):
             began = time.perf_counter()
@@ -361,7 +377,7 @@ def profile_series(workdir: Path, size: int, seconds: float) -> dict[str, Any]:
     except Exception as exc:  # the app's internals may have changed: report, do not stop
         out["decomposition"] = {"error": f"{type(exc).__name__}: {exc}"}
     out["tail"] = tail_attribution(database, key, workdir)
-    with server(database) as srv:
+    with server(database, env={"SESSIONTALLY_SERIES_CACHE": "0"}) as srv:
         out["unprofiled_concurrent_rps"] = wrk_rps(srv.base, key, 8, seconds)
         client = Client(srv.base, key)
         samples = []
@@ -472,71 +488,6 @@ def profile_ingest(workdir: Path, sessions: int) -> dict[str, Any]:
     return out
 
 
-_SMALL_CACHE = """
-import sessiontally.store.sqlite as _store
-
-_original = _store.SqliteStore._conn
-
-
-def _conn(self):
-    fresh = getattr(self._local, "conn", None) is None
-    conn = _original(self)
-    if fresh:
-        conn.execute("PRAGMA cache_size=-{kib}")
-    return conn
-
-
-_store.SqliteStore._conn = _conn
-"""
-
-
-def cache_whatif(workdir: Path, sessions: int, clients: int = 16, small_kib: int = 8192) -> dict[str, Any]:
-    """The server's memory while 16 clients ingest, as is and with each SQLite connection's
-    page cache cut to ``small_kib`` (a sitecustomize patch on the server's PYTHONPATH; the
-    code under test is not edited): does the RSS follow connections x page cache?"""
-    template = str(workdir / "whatif-template.sqlite3")
-    database = str(workdir / "whatif.sqlite3")
-    patch_dir = workdir / "whatif-site"
-    patch_dir.mkdir(exist_ok=True)
-    (patch_dir / "sitecustomize.py").write_text(_SMALL_CACHE.replace("{kib}", str(small_kib)))
-    remove_database(template)
-    store, ws, apps, key = setup_workspace(template)
-    store.close()
-    bulk_load(template, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), sessions,
-                                int(time.time()) * 1_000_000, seed=11))
-    data = SessionData([a.app_id for a in apps], [a.app_key for a in apps], sessions, seed=13)
-    bodies = list(bodies_from_lines(data.lines(), 1000))
-    out: dict[str, Any] = {"sessions": sessions, "preload": sessions, "clients": clients,
-                           "small_cache_kib": small_kib}
-    pythonpath = os.environ.get("PYTHONPATH", "")
-    for label, env in (("as is (64 MiB per connection)", None),
-                       (f"page cache {small_kib // 1024} MiB per connection",
-                        {"PYTHONPATH": str(patch_dir) + (os.pathsep + pythonpath if pythonpath else "")})):
-        remove_database(database)
-        shutil.copyfile(template, database)
-        with server(database, env=env) as srv, RssSampler(srv.pid, database=database) as rss:
-            recorded, _, seconds = post_all(srv.base, key, bodies, clients)
-        assert recorded == sessions
-        out[label] = {"rss_mib": rss.hwm_sum_mib, "connections": rss.max_connections,
-                      "threads": rss.max_threads, "rate": sessions / seconds}
-        log(f"  {label}: peak RSS {rss.hwm_sum_mib:.0f} MiB, {rss.max_connections} connections, "
-            f"{sessions / seconds:,.0f} sessions/s")
-    remove_database(database)
-    remove_database(template)
-    shutil.rmtree(patch_dir)
-    return out
-
-
-_NO_RATE_WRITE = """
-import sessiontally.ratelimit as _rl
-
-
-def _hit(self, workspace_id, limit, now):
-    return _rl.decide(1, limit, _rl.window_of(now))
-
-
-_rl.SqliteRateLimiter.hit = _hit
-"""
 _FREE_READ = """
 import sessiontally.store.sqlite as _store
 
@@ -550,11 +501,10 @@ _store.SqliteStore.count_by_quarters = _count_by_quarters
 
 
 def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -> dict[str, Any]:
-    """Series req/s under wrk (8 connections) as is, without the rate limiter's SQLite
-    write (an in-memory decision instead), and also without the rollup read (zeros), each
-    with 1 and 2 workers, beside the bare app: sitecustomize patches on the servers'
-    PYTHONPATH (the code under test is not edited). Tells how much of the gap to the bare
-    endpoint each part explains."""
+    """Series req/s under wrk (8 connections) as shipped, with the series cache off, and
+    with the cache off and no rollup read (zeros; a sitecustomize patch on the server's
+    PYTHONPATH, the code under test is not edited), each with 1 and 2 workers, beside the
+    bare app. Tells how much of the gap to the bare endpoint the read explains."""
     database = str(workdir / "whatif-series.sqlite3")
     remove_database(database)
     store, ws, apps, key = setup_workspace(database)
@@ -564,9 +514,9 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
                                 int(time.time()) * 1_000_000), segment.segment_key)
     pythonpath = os.environ.get("PYTHONPATH", "")
     variants: dict[str, str | None] = {
-        "as is": None,
-        "without the rate-limit write": _NO_RATE_WRITE,
-        "without the rate-limit write and the rollup read": _NO_RATE_WRITE + _FREE_READ,
+        "as shipped": None,
+        "series cache off": "",
+        "cache off, no rollup read": _FREE_READ,
     }
     out: dict[str, Any] = {"size": size, "duration": duration, "by_workers": {}}
     for workers in (1, 2):
@@ -575,12 +525,13 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
             with bare_server(workers) as bare:
                 rows["bare app"].append(wrk_rps(bare.base, None, 8, duration))
             for label, patch in variants.items():
-                env = None
+                env = None if patch is None else {"SESSIONTALLY_SERIES_CACHE": "0"}
                 if patch:
                     site = workdir / f"whatif-site-{abs(hash(label))}"
                     site.mkdir(exist_ok=True)
                     (site / "sitecustomize.py").write_text(patch)
-                    env = {"PYTHONPATH": str(site) + (os.pathsep + pythonpath if pythonpath else "")}
+                    env = {"SESSIONTALLY_SERIES_CACHE": "0",
+                           "PYTHONPATH": str(site) + (os.pathsep + pythonpath if pythonpath else "")}
                 with server(database, workers=workers, env=env) as srv:
                     wrk_rps(srv.base, key, 8, 2)  # warm-up
                     rows.setdefault(label, []).append(wrk_rps(srv.base, key, 8, duration))
@@ -601,12 +552,10 @@ def run(workdir: Path, size: int, seconds: float, ingest_sessions: int) -> dict[
     if shutil.which("wrk"):
         log("  profiling the series endpoint under wrk")
         result["series"] = profile_series(workdir, size, seconds)
-        log("  series req/s without the rate-limit write, without the rollup read")
+        log("  series req/s with the cache off, without the rollup read")
         result["series_whatif"] = series_whatif(workdir, size, seconds)
     log("  profiling ingest (HTTP, import)")
     result["ingest"] = profile_ingest(workdir, ingest_sessions)
-    log("  server memory with a smaller page cache per connection")
-    result["cache_whatif"] = cache_whatif(workdir, ingest_sessions)
     return result
 
 

@@ -315,3 +315,9 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     refused = run("workspace", "create", "acme")
     assert refused.returncode == 1
     assert refused.stdout == b"" and len(refused.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5"])
+def test_serve_refuses_a_bad_setting_in_one_line(database: str, value: str) -> None:
+    line = one_line_error(cli(database, "serve", "--port", "1", env={"SESSIONTALLY_SERIES_CACHE": value}))
+    assert line == f"Error: SESSIONTALLY_SERIES_CACHE must be a whole number (got '{value}')"

@@ -16,6 +16,7 @@ import click
 import orjson
 
 from . import admin, keys, limits
+from .config import Settings
 from .store import DATABASE_ENV, database_url, open_store
 from .store.base import Store
 
@@ -117,6 +118,10 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str | None) -
 
     url = database_url(click.get_current_context().find_root().meta.get("database"))
     os.environ[DATABASE_ENV] = url  # worker processes build the app from the environment
+    try:
+        Settings.from_env()  # a bad setting stops here, in one line, not in every worker
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     _store().close()  # apply migrations once, before any worker starts
     click.echo(f"sessiontally serving on http://{host}:{port} (store: {_safe_url(url)})", err=True)
     uvicorn.run(

@@ -13,6 +13,7 @@ class Settings:
     database: str
     redis_url: str | None
     log_level: str
+    series_cache: int = 512  # series answers kept per connection of the embedded store; 0 = off
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -20,4 +21,14 @@ class Settings:
             database=database_url(),
             redis_url=os.environ.get("SESSIONTALLY_REDIS_URL") or None,
             log_level=os.environ.get("SESSIONTALLY_LOG_LEVEL", "INFO"),
+            series_cache=_count("SESSIONTALLY_SERIES_CACHE", 512),
         )
+
+
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a whole number (got {raw!r})")
+    return int(raw)

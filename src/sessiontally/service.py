@@ -7,6 +7,7 @@ the status and the contract's message.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,11 @@ def _as_client_error() -> Iterator[None]:
     except audience.AudienceError as exc:
         extra = {"errors": exc.errors} if exc.errors is not None else {}
         raise ClientError(400, str(exc), **extra) from None
+
+
+class WouldBlock(Exception):
+    """The call would scan raw rows (long): the caller on an event loop runs it in a
+    worker thread instead."""
 
 
 class ClientError(Exception):
@@ -66,11 +72,18 @@ class TrackResult:
 
 class Service:
     def __init__(
-        self, store: Store, limiter: RateLimiter, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        limiter: RateLimiter,
+        clock: Callable[[], float] = time.time,
+        background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self.store = store
         self.limiter = limiter
         self.clock = clock
+        # Where the occasional last-seen write runs: inline by default; the HTTP app,
+        # which authenticates reads on its event loop, hands it to a worker thread.
+        self.background = background
         self._touched: dict[tuple[int, int], float] = {}
         self.classifier = audience.SegmentClassifier()
 
@@ -104,7 +117,11 @@ class Service:
         marker = (record.workspace_id, record.key_id)
         if now - self._touched.get(marker, 0.0) >= KEY_TOUCH_INTERVAL_S:
             self._touched[marker] = now
-            self.store.touch_key(record.workspace_id, record.key_id, int(now))
+            touch = functools.partial(self.store.touch_key, record.workspace_id, record.key_id, int(now))
+            if self.background is None:
+                touch()
+            else:
+                self.background(touch)
 
     def count_request(self, principal: Principal) -> RateDecision:
         return self.limiter.hit(
@@ -157,8 +174,10 @@ class Service:
     # ------------------------------------------------------------------ export
 
     def data_series(
-        self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]]
+        self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool = True
     ) -> list[dict[str, Any]]:
+        """The series' points. With ``may_scan=False``, WouldBlock instead of counting from
+        the raw rows (off-grid zone rules) so that an event loop never runs a scan."""
         try:
             query = parse_series_query(query_pairs)
         except InvalidParameter as exc:
@@ -200,7 +219,7 @@ class Service:
         except (OverflowError, ValueError):
             raise ClientError(400, "'ending_at' is out of the supported range") from None
 
-        counts = self._count(workspace.workspace_id, app_key, segment_key, series)
+        counts = self._count(workspace.workspace_id, app_key, segment_key, series, may_scan)
         return [{"time": b.label, "sessions": n} for b, n in zip(series, counts, strict=True)]
 
     def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
@@ -224,7 +243,12 @@ class Service:
             return audience.segment_details(self.store, workspace, pairs)
 
     def _count(
-        self, workspace_id: int, app_key: int, segment_key: int, series: tuple[buckets.Bucket, ...]
+        self,
+        workspace_id: int,
+        app_key: int,
+        segment_key: int,
+        series: tuple[buckets.Bucket, ...],
+        may_scan: bool = True,
     ) -> list[int]:
         edges = [b.start for b in series] + [series[-1].end]
         if segment_key or all(edge % 900 == 0 for edge in edges):
@@ -235,6 +259,8 @@ class Service:
             )
         # A historical zone rule whose boundaries are not on the quarter-hour grid
         # (e.g. Africa/Monrovia before 1972): count those buckets from the raw sessions.
+        if not may_scan:
+            raise WouldBlock
         return [
             self.store.count_raw_in_range(
                 workspace_id, app_key, b.start * 1_000_000, b.end * 1_000_000

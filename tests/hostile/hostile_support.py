@@ -140,9 +140,9 @@ def limiter_worker(kind: str, url: str, workspace_id: int, limit: int, now: floa
     from concurrent.futures import ThreadPoolExecutor
 
     if kind == "sqlite":
-        from sessiontally.ratelimit import SqliteRateLimiter
+        from sessiontally.ratelimit import FileRateLimiter
 
-        limiter: Any = SqliteRateLimiter(url)
+        limiter: Any = FileRateLimiter(url)
     elif kind == "postgres":
         from sessiontally.store.postgres import PostgresRateLimiter
 

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,8 +26,8 @@ from starlette.routing import Route
 
 from .. import limits
 from ..config import Settings
-from ..ratelimit import RateLimiter, RateLimiterUnavailable, SqliteRateLimiter
-from ..service import ClientError, Principal, Service
+from ..ratelimit import RATE_COUNTERS_SUFFIX, FileRateLimiter, RateLimiter, RateLimiterUnavailable
+from ..service import ClientError, Principal, Service, WouldBlock
 from ..store import open_store, sqlite_sidecar
 from . import logging as access_logging
 from .http import (
@@ -52,17 +53,20 @@ def build_limiter(settings: Settings) -> RateLimiter:
         from ..ratelimit import RedisRateLimiter
 
         return RedisRateLimiter(settings.redis_url)
-    sidecar = sqlite_sidecar(settings.database, "-ratelimit")
+    sidecar = sqlite_sidecar(settings.database, RATE_COUNTERS_SUFFIX)
     if sidecar is not None:
-        return SqliteRateLimiter(sidecar)
+        return FileRateLimiter(sidecar)
     from ..store.postgres import PostgresRateLimiter
 
     return PostgresRateLimiter(settings.database)
 
 
-def _guarded(service: Service, request: Request, permission: str, action: Action) -> Response:
-    """Authenticate, count, authorise, act; every response after authentication carries
-    the rate-limit headers. Runs in a worker thread."""
+Admitted = tuple[Principal, dict[str, str]]
+
+
+def _admit(service: Service, request: Request, permission: str) -> Admitted | Response:
+    """Authenticate, count, authorise: the principal and the rate-limit headers every
+    later response carries, or the refusal to send."""
     pairs = query_pairs(request)
     if len(request.scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
         return error_response(414, "Query string too long")
@@ -82,16 +86,31 @@ def _guarded(service: Service, request: Request, permission: str, action: Action
         return error_response(429, "Over rate limit", headers)
     try:
         service.require(principal, permission)
+    except ClientError as exc:
+        return json_response(exc.body, exc.status, headers)
+    return principal, headers
+
+
+def _act(action: Action, principal: Principal, headers: dict[str, str]) -> Response:
+    try:
         status, body = action(principal)
     except ClientError as exc:
         return json_response(exc.body, exc.status, headers)
     return json_response(body, status, headers)
 
 
+def _guarded(service: Service, request: Request, permission: str, action: Action) -> Response:
+    """Admit, then act. Runs in a worker thread."""
+    admitted = _admit(service, request, permission)
+    if isinstance(admitted, Response):
+        return admitted
+    return _act(action, *admitted)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access_logging.configure(settings.log_level)
-    store = open_store(settings.database)
+    store = open_store(settings.database, series_cache=settings.series_cache)
     # Errors that mean "the database cannot be reached right now" (server down or
     # restarting, no pooled connection in time): 503 with Retry-After, not a 500.
     unavailable: tuple[type[BaseException], ...] = getattr(store, "unavailable_errors", ())
@@ -112,7 +131,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     except unavailable as exc:
         log.warning("store unavailable at startup (%s); answering 503 until it is back",
                     type(exc).__name__)
-    service = Service(store, build_limiter(settings))
+    limiter = build_limiter(settings)
+    # Reads on the event loop: with the embedded store (WAL reads never wait for a writer)
+    # and the counter file (held for microseconds), a series request needs no thread hop,
+    # which cost more than the whole rest of a cached request (bench/RESULTS.md). Writes,
+    # scans and every network store or limiter stay in worker threads.
+    inline_reads = getattr(store, "reads_never_block", False) and getattr(limiter, "never_blocks", False)
+    toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch") if inline_reads else None
+    service = Service(store, limiter, background=_logged(toucher.submit) if toucher else None)
 
     def migrated_then_guarded(request: Request, permission: str, action: Action) -> Response:
         ensure_migrated()
@@ -126,14 +152,34 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         type(exc).__name__)
             return error_response(503, "Store unavailable; try again shortly", {"Retry-After": "1"})
 
+    async def guarded_read(
+        request: Request, permission: str, action: Callable[[Principal, bool], tuple[int, Any]]
+    ) -> Response:
+        """A read: on the event loop when reads never block (else as ``guarded``); an
+        action that would scan (WouldBlock) finishes in a worker thread."""
+        if not (inline_reads and migrated.is_set()):
+            return await guarded(request, permission, lambda principal: action(principal, True))
+        try:
+            admitted = _admit(service, request, permission)
+            if isinstance(admitted, Response):
+                return admitted
+            try:
+                return _act(lambda principal: action(principal, False), *admitted)
+            except WouldBlock:
+                return await run_in_threadpool(_act, lambda principal: action(principal, True), *admitted)
+        except unavailable as exc:
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
+                        type(exc).__name__)
+            return error_response(503, "Store unavailable; try again shortly", {"Retry-After": "1"})
+
     async def data_series(request: Request) -> Response:
         pairs = query_pairs(request)
 
-        def action(principal: Principal) -> tuple[int, Any]:
-            data = service.data_series(principal.workspace, pairs)
+        def action(principal: Principal, may_scan: bool) -> tuple[int, Any]:
+            data = service.data_series(principal.workspace, pairs, may_scan)
             return 200, {"data": data, "message": "success"}
 
-        return await guarded(request, "sessions.data_series", action)
+        return await guarded_read(request, "sessions.data_series", action)
 
     async def post_json(
         request: Request, permission: str, record: Callable[[Principal, Any], Any]
@@ -218,6 +264,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # anyio's default 40 bound memory without costing throughput.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         yield
+        if toucher is not None:
+            toucher.shutdown(wait=True)
         service.limiter.close()
         store.close()
 
@@ -244,6 +292,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.add_middleware(access_logging.AccessLogMiddleware)
     app.state.service = service
     return app
+
+
+def _logged(submit: Callable[..., Future[None]]) -> Callable[[Callable[[], None]], object]:
+    """``submit`` whose failures are logged (a background write has no caller to tell)."""
+
+    def run(work: Callable[[], None]) -> object:
+        def logged() -> None:
+            try:
+                work()
+            except Exception as exc:  # e.g. the store is down: last-seen waits for the next one
+                log.warning("background write failed: %s", type(exc).__name__)
+
+        return submit(logged)
+
+    return run
 
 
 def _exception_headers(exc: Exception) -> dict[str, str] | None:

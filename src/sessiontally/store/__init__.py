@@ -18,7 +18,9 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, series_cache: int | None = None) -> Store:
+    """The store for ``url``. ``series_cache``: series answers the embedded store keeps per
+    connection while the database is unchanged (None = its default, 0 = none)."""
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # optional dependency
 
@@ -29,7 +31,9 @@ def open_store(url: str) -> Store:
         raise ValueError("use sqlite:///PATH (three slashes) or a plain file path")
     from .sqlite import SqliteStore
 
-    return SqliteStore(Path(url))
+    if series_cache is None:
+        return SqliteStore(Path(url))
+    return SqliteStore(Path(url), series_cache=series_cache)
 
 
 def sqlite_sidecar(url: str, suffix: str) -> Path | None:

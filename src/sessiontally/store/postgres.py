@@ -34,7 +34,7 @@ from .base import (
     UserUpdater,
     Workspace,
 )
-from .rollup import rollup_increments
+from .rollup import coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SqlReads, segment_from_row
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
@@ -247,6 +247,17 @@ class PostgresStore(SqlReads):
                     " DO UPDATE SET sessions = session_counts.sessions + excluded.sessions",
                     (workspace_id, apps, segs, quarters, counts),
                 )
+                coarse = coarse_increments(rows)
+                apps, segs, grains, firsts, counts = (list(c) for c in zip(*coarse, strict=True))
+                conn.execute(
+                    "INSERT INTO session_counts_coarse (workspace_id, app_key, segment_key, grain,"
+                    " first_quarter, sessions)"
+                    " SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::int[], %s::bigint[],"
+                    " %s::bigint[])"
+                    " ON CONFLICT (workspace_id, app_key, segment_key, grain, first_quarter)"
+                    " DO UPDATE SET sessions = session_counts_coarse.sessions + excluded.sessions",
+                    (workspace_id, apps, segs, grains, firsts, counts),
+                )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
 
     @staticmethod
@@ -384,16 +395,30 @@ class PostgresStore(SqlReads):
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]:
+        """Sessions per bucket, from the coarsest rollup level that fits each piece."""
+        pieces = plan_series_read(boundaries)
+        totals = [0] * (len(boundaries) - 1)
+        if not pieces:
+            return totals
+        buckets, grains, firsts, ends = (list(column) for column in zip(*pieces, strict=True))
+        key = (workspace_id, app_key, segment_key)
         with self.pool.connection() as conn:
             rows = conn.execute(
-                "SELECT b.i, COALESCE((SELECT SUM(c.sessions) FROM session_counts c"
+                "SELECT pieces.i, SUM(CASE WHEN pieces.g = 1 THEN (SELECT SUM(c.sessions)"
+                " FROM session_counts c WHERE c.workspace_id = %s AND c.app_key = %s"
+                " AND c.segment_key = %s AND c.quarter >= pieces.lo AND c.quarter < pieces.hi)"
+                " ELSE (SELECT SUM(c.sessions) FROM session_counts_coarse c"
                 " WHERE c.workspace_id = %s AND c.app_key = %s AND c.segment_key = %s"
-                " AND c.quarter >= b.lo AND c.quarter < b.hi), 0)"
-                " FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY AS b(lo, hi, i)"
-                " ORDER BY b.i",
-                (workspace_id, app_key, segment_key, list(boundaries[:-1]), list(boundaries[1:])),
+                " AND c.grain = pieces.g"
+                " AND c.first_quarter >= pieces.lo AND c.first_quarter < pieces.hi) END)"
+                " FROM unnest(%s::int[], %s::int[], %s::bigint[], %s::bigint[])"
+                " AS pieces(i, g, lo, hi) GROUP BY pieces.i",
+                (*key, *key, buckets, grains, firsts, ends),
             ).fetchall()
-        return [int(total) for _, total in rows]
+        for i, total in rows:
+            totals[i] = int(total or 0)
+        return totals
+
 
 class PostgresRateLimiter:
     """Rate-limit counters in the PostgreSQL store: exact across every instance using it."""

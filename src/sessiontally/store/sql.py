@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from .base import ApiKey, App, Segment, Workspace
+from .rollup import DAY, HOUR
 
 SEGMENT_COLUMNS = (
     "workspace_id, segment_key, segment_id, name, description, tags, filter,"
@@ -116,9 +117,23 @@ class SqlReads:
         return int(row[0]) if row else 0
 
     def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
+        """All sessions in the rollup for one (app, segment) key: an integrity check. Every
+        level (quarters, hours, days) must hold the same total; RollupMismatch if not."""
         row = self._fetch_one(
-            "SELECT COALESCE(SUM(sessions), 0) FROM session_counts WHERE workspace_id = ?"
-            " AND app_key = ? AND segment_key = ?",
-            (workspace_id, app_key, segment_key),
+            "SELECT (SELECT COALESCE(SUM(sessions), 0) FROM session_counts WHERE workspace_id = ?"
+            " AND app_key = ? AND segment_key = ?),"
+            " (SELECT COALESCE(SUM(sessions), 0) FROM session_counts_coarse WHERE workspace_id = ?"
+            " AND app_key = ? AND segment_key = ? AND grain = ?),"
+            " (SELECT COALESCE(SUM(sessions), 0) FROM session_counts_coarse WHERE workspace_id = ?"
+            " AND app_key = ? AND segment_key = ? AND grain = ?)",
+            (workspace_id, app_key, segment_key, workspace_id, app_key, segment_key, HOUR,
+             workspace_id, app_key, segment_key, DAY),
         )
-        return int(row[0]) if row else 0
+        quarters, hours, days = (int(v) for v in row) if row else (0, 0, 0)
+        if not quarters == hours == days:
+            raise RollupMismatch(f"rollup levels disagree: quarters {quarters}, hours {hours}, days {days}")
+        return quarters
+
+
+class RollupMismatch(RuntimeError):
+    """The rollup's levels do not hold the same counts (an integrity check failed)."""

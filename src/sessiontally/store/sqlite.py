@@ -33,10 +33,11 @@ from .base import (
     Workspace,
 )
 from .group_commit import GroupCommit
-from .rollup import rollup_increments
+from .rollup import coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SqlReads
 
 BUSY_TIMEOUT_S = 30.0
+SERIES_CACHE_ENTRIES = 512  # per connection; emptied whenever the database changes
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
 _SESSIONS_IN = "SELECT session_id FROM sessions WHERE workspace_id = ? AND session_id IN ({marks})"
 _USERS_IN = (
@@ -65,8 +66,11 @@ def _migrations() -> list[tuple[int, str]]:
 class SqliteStore(SqlReads):
     """Store on a SQLite file. One connection per thread; safe across worker processes."""
 
-    def __init__(self, path: str | Path) -> None:
+    reads_never_block = True  # WAL: a reader never waits for a writer
+
+    def __init__(self, path: str | Path, series_cache: int = SERIES_CACHE_ENTRIES) -> None:
         self.path = str(path)
+        self.series_cache = series_cache
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -106,12 +110,25 @@ class SqliteStore(SqlReads):
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
+        # data_version does not move for a connection's own commits: forget what this
+        # connection's series cache holds (before the commit, so no read can race it).
+        self._local.series = None
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _series_cache(self, conn: sqlite3.Connection) -> dict[tuple[Any, ...], list[int]]:
+        """This connection's cache of series counts, valid while no other connection
+        (of any process) has committed: ``PRAGMA data_version`` says so exactly."""
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        cached = getattr(self._local, "series", None)
+        if cached is None or cached[0] != version or len(cached[1]) >= self.series_cache:
+            cached = (version, {})
+            self._local.series = cached
+        return cached[1]
 
     def close(self) -> None:
         with self._lock:
@@ -336,11 +353,19 @@ class SqliteStore(SqlReads):
             ],
         )
         segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+        quarters = rollup_increments(fresh, segments)
         conn.executemany(
             "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
             " DO UPDATE SET sessions = sessions + excluded.sessions",
-            [(workspace_id, *row) for row in rollup_increments(fresh, segments)],
+            [(workspace_id, *row) for row in quarters],
+        )
+        conn.executemany(
+            "INSERT INTO session_counts_coarse (workspace_id, app_key, segment_key, grain,"
+            " first_quarter, sessions) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (workspace_id, app_key, segment_key, grain, first_quarter)"
+            " DO UPDATE SET sessions = sessions + excluded.sessions",
+            [(workspace_id, *row) for row in coarse_increments(quarters)],
         )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
 
@@ -375,30 +400,56 @@ class SqliteStore(SqlReads):
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]:
-        """Sessions in each ``[boundaries[i], boundaries[i+1])`` (quarter indexes)."""
-        buckets = len(boundaries) - 1
-        values = ",".join("(?, ?, ?)" for _ in range(buckets))
+        """Sessions in each ``[boundaries[i], boundaries[i+1])`` (quarter indexes), read
+        from the coarsest rollup level that fits each piece (rollup.plan_series_read).
+        Repeated reads are answered from a cache while the database is unchanged."""
+        conn = self._conn()
+        if not self.series_cache:
+            return self._read_series(conn, workspace_id, app_key, segment_key, boundaries)
+        cache = self._series_cache(conn)
+        key = (workspace_id, app_key, segment_key, *boundaries)
+        totals = cache.get(key)
+        if totals is None:
+            totals = self._read_series(conn, workspace_id, app_key, segment_key, boundaries)
+            cache[key] = totals
+        return list(totals)
+
+    @staticmethod
+    def _read_series(
+        conn: sqlite3.Connection, workspace_id: int, app_key: int, segment_key: int,
+        boundaries: Sequence[int],
+    ) -> list[int]:
+        totals = [0] * (len(boundaries) - 1)  # a bucket may be empty (no pieces)
+        pieces = plan_series_read(boundaries)
+        if not pieces:
+            return totals
         params: list[int] = [workspace_id, app_key, segment_key]
-        for i in range(buckets):
-            params += (i, boundaries[i], boundaries[i + 1])
+        for piece in pieces:
+            params += piece
         sql = (
-            "WITH b(i, lo, hi) AS (VALUES " + values + ") "
-            "SELECT b.i, (SELECT TOTAL(sessions) FROM session_counts"
-            " WHERE workspace_id = ?1 AND app_key = ?2 AND segment_key = ?3"
-            " AND quarter >= b.lo AND quarter < b.hi) FROM b ORDER BY b.i"
+            "WITH pieces(i, g, lo, hi) AS (VALUES " + ",".join("(?, ?, ?, ?)" for _ in pieces) + ") "
+            "SELECT pieces.i, TOTAL(CASE WHEN pieces.g = 1 THEN (SELECT TOTAL(sessions)"
+            " FROM session_counts WHERE workspace_id = ?1 AND app_key = ?2 AND segment_key = ?3"
+            " AND quarter >= pieces.lo AND quarter < pieces.hi)"
+            " ELSE (SELECT TOTAL(sessions) FROM session_counts_coarse"
+            " WHERE workspace_id = ?1 AND app_key = ?2 AND segment_key = ?3 AND grain = pieces.g"
+            " AND first_quarter >= pieces.lo AND first_quarter < pieces.hi) END)"
+            " FROM pieces GROUP BY pieces.i"
         )
-        # ?1..?3 are named by number, so renumber the VALUES placeholders after them.
-        sql = _number_placeholders(sql, start=4)
-        return [int(total) for _, total in self._conn().execute(sql, params)]
+        # ?1..?3 are named by number, so number the VALUES placeholders after them.
+        for i, total in conn.execute(_number_placeholders(sql, start=4), params):
+            totals[i] = int(total)
+        return totals
+
 
 def _number_placeholders(sql: str, start: int) -> str:
-    parts = sql.split("(?, ?, ?)")
+    parts = sql.split("(?, ?, ?, ?)")
     out = [parts[0]]
     n = start
     for part in parts[1:]:
-        out.append(f"(?{n}, ?{n + 1}, ?{n + 2})")
+        out.append(f"(?{n}, ?{n + 1}, ?{n + 2}, ?{n + 3})")
         out.append(part)
-        n += 3
+        n += 4
     return "".join(out)
 
 
