@@ -11,8 +11,8 @@ seconds) when it is installed (``apt-get install wrk``), else Python threads wit
 keep-alive http.client connections (far weaker: the client then competes with the
 server for the GIL-free cores). The series asked is the 100-day one, all apps, from two
 servers on the same database: one as shipped, which answers a repeated query from its
-series cache while the database is unchanged, and one with the cache off
-(``SESSIONTALLY_SERIES_CACHE=0``), which reads the rollup on every request.
+read cache while the database is unchanged, and one with the cache off
+(``SESSIONTALLY_READ_CACHE=0``), which reads the rollup on every request.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def run(workdir: Path, size: int, duration: float, connections: int, repeats: in
         rows: dict[str, list[float]] = {"bare": [], "series": [], "ratio": [],
                                         "series_uncached": [], "ratio_uncached": []}
         with (bare_server(workers) as bare, server(database, workers=workers) as srv,
-              server(database, workers=workers, env={"SESSIONTALLY_SERIES_CACHE": "0"}) as cold):
+              server(database, workers=workers, env={"SESSIONTALLY_READ_CACHE": "0"}) as cold):
             for base in (bare.base, srv.base, cold.base):
                 measure(base, key, connections, 2)  # warm-up
             for rep in range(repeats):

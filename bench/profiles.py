@@ -9,7 +9,7 @@ miss their targets, summarised into RESULTS.md.
 2. ``ingest_http``: the server recording ``--ingest-sessions`` new sessions posted by 4
    clients (1,000 a request) into a database already holding as many (as in part 4).
 3. ``import``: ``sessiontally import`` of the same sessions into the same database.
-4. ``series_whatif``: series req/s under wrk as shipped, with the series cache off, and
+4. ``series_whatif``: series req/s under wrk as shipped, with the read cache off, and
    with the cache off and no rollup read, with 1 and 2 workers (sitecustomize patches).
 5. ``bare``: the bare executemany (1,000 rows a transaction) of the same rows: not
    profiled (its time is all SQLite's); its bytes written to storage per row are measured
@@ -242,7 +242,7 @@ def _rollup_rows(database: str, workspace_id: int, edges: list[int]) -> int:
 
     conn = sqlite3.connect(database)
     n = 0
-    for _, grain, first, end in plan_series_read(edges):
+    for _, grain, first, end in plan_series_read(tuple(edges)):
         if grain == 1:
             sql = ("SELECT COUNT(*) FROM session_counts WHERE workspace_id = ? AND app_key = 0"
                    " AND segment_key = 0 AND quarter >= ? AND quarter < ?")
@@ -262,7 +262,7 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     thread hop, JSON), and of the bare app the same way."""
     os.environ["SESSIONTALLY_DATABASE"] = database
     os.environ.setdefault("SESSIONTALLY_LOG_LEVEL", "WARNING")
-    os.environ["SESSIONTALLY_SERIES_CACHE"] = "0"  # the read path; the cache is timed apart
+    os.environ["SESSIONTALLY_READ_CACHE"] = "0"  # the read path; the cache is timed apart
     import bare_app
 
     from sessiontally.api.app import create_app
@@ -295,7 +295,7 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
 
     from sessiontally.store.sqlite import SqliteStore
 
-    cached_store = SqliteStore(database)  # as shipped: the series cache on
+    cached_store = SqliteStore(database)  # as shipped: the read cache on
     out = {
         "count_by_quarters_cached_us": _median_us(
             lambda: cached_store.count_by_quarters(ws_id, 0, 0, edges["day"]), n),
@@ -333,7 +333,7 @@ def tail_attribution(database: str, key: str, workdir: Path, requests: int = 500
     (uvicorn, sockets, scheduling on a busy machine, the client)."""
     log_path = str(workdir / "tail-access.log")
     client_ms = []
-    with server(database, env={"SESSIONTALLY_LOG_LEVEL": "INFO", "SESSIONTALLY_SERIES_CACHE": "0"},
+    with server(database, env={"SESSIONTALLY_LOG_LEVEL": "INFO", "SESSIONTALLY_READ_CACHE": "0"},
                 log_path=log_path) as srv:
         client = Client(srv.base, key)
         for i in range(requests + 500):
@@ -377,7 +377,7 @@ def profile_series(workdir: Path, size: int, seconds: float) -> dict[str, Any]:
     except Exception as exc:  # the app's internals may have changed: report, do not stop
         out["decomposition"] = {"error": f"{type(exc).__name__}: {exc}"}
     out["tail"] = tail_attribution(database, key, workdir)
-    with server(database, env={"SESSIONTALLY_SERIES_CACHE": "0"}) as srv:
+    with server(database, env={"SESSIONTALLY_READ_CACHE": "0"}) as srv:
         out["unprofiled_concurrent_rps"] = wrk_rps(srv.base, key, 8, seconds)
         client = Client(srv.base, key)
         samples = []
@@ -501,7 +501,7 @@ _store.SqliteStore.count_by_quarters = _count_by_quarters
 
 
 def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -> dict[str, Any]:
-    """Series req/s under wrk (8 connections) as shipped, with the series cache off, and
+    """Series req/s under wrk (8 connections) as shipped, with the read cache off, and
     with the cache off and no rollup read (zeros; a sitecustomize patch on the server's
     PYTHONPATH, the code under test is not edited), each with 1 and 2 workers, beside the
     bare app. Tells how much of the gap to the bare endpoint the read explains."""
@@ -515,7 +515,7 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
     pythonpath = os.environ.get("PYTHONPATH", "")
     variants: dict[str, str | None] = {
         "as shipped": None,
-        "series cache off": "",
+        "read cache off": "",
         "cache off, no rollup read": _FREE_READ,
     }
     out: dict[str, Any] = {"size": size, "duration": duration, "by_workers": {}}
@@ -525,12 +525,12 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
             with bare_server(workers) as bare:
                 rows["bare app"].append(wrk_rps(bare.base, None, 8, duration))
             for label, patch in variants.items():
-                env = None if patch is None else {"SESSIONTALLY_SERIES_CACHE": "0"}
+                env = None if patch is None else {"SESSIONTALLY_READ_CACHE": "0"}
                 if patch:
                     site = workdir / f"whatif-site-{abs(hash(label))}"
                     site.mkdir(exist_ok=True)
                     (site / "sitecustomize.py").write_text(patch)
-                    env = {"SESSIONTALLY_SERIES_CACHE": "0",
+                    env = {"SESSIONTALLY_READ_CACHE": "0",
                            "PYTHONPATH": str(site) + (os.pathsep + pythonpath if pythonpath else "")}
                 with server(database, workers=workers, env=env) as srv:
                     wrk_rps(srv.base, key, 8, 2)  # warm-up

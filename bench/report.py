@@ -72,7 +72,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         for workers, r in over["by_workers"].items():
             plural = "s" if workers != "1" else ""
             rows.append((f"Series endpoint >= 50% of the bare endpoint's req/s ({workers} worker{plural}, "
-                         "as shipped: a repeated query is answered from the series cache)",
+                         "as shipped: a repeated query is answered from the read cache)",
                          f"{med(r['ratio']):.1%} ({med(r['series']):,.0f} vs {med(r['bare']):,.0f} req/s)",
                          yes(med(r["ratio"]) >= 0.5)))
             if r.get("ratio_uncached"):
@@ -180,7 +180,7 @@ def _series(results: dict[str, Any], add: Any) -> None:
         return
     add("## 1. Series latency over HTTP\n")
     add("Sequential GET /sessions/data_series on one keep-alive connection (Python http.client) to "
-        "`sessiontally serve` (1 worker, series cache off: `SESSIONTALLY_SERIES_CACHE=0`, so every "
+        "`sessiontally serve` (1 worker, read cache off: `SESSIONTALLY_READ_CACHE=0`, so every "
         "request reads the rollup) on loopback; workspace zone America/New_York, 3 apps, one "
         "tracked segment (a quarter of the users); explicit `ending_at` (the data's last second). "
         "Each repeat: per case, a warm-up of a tenth of the requests, then the timed requests; p50 and "
@@ -207,7 +207,7 @@ def _series(results: dict[str, Any], add: Any) -> None:
                 add(f"| {case} | {three(lat['p50'])} | {three(lat['p99'])} |")
         if "cached_100_days" in s:
             lat = s["cached_100_days"]
-            add(f"| 100 days, as shipped: repeated, from the series cache | {three(lat['p50'])} | "
+            add(f"| 100 days, as shipped: repeated, from the read cache | {three(lat['p50'])} | "
                 f"{three(lat['p99'])} |")
         add("")
 
@@ -247,9 +247,9 @@ def _overhead(results: dict[str, Any], add: Any) -> None:
         f"with the same options and worker count, Starlette, orjson), both driven by {gen}, "
         f"alternately, 3 runs each. Load average {over['load_average_before']} before, "
         f"{over['load_average_after']} after.\n")
-    add("The series server runs as shipped (a repeated query is answered from its series cache "
+    add("The series server runs as shipped (a repeated query is answered from its read cache "
         "while the database is unchanged) and, alongside, with the cache off "
-        "(`SESSIONTALLY_SERIES_CACHE=0`: the rollup is read on every request).\n")
+        "(`SESSIONTALLY_READ_CACHE=0`: the rollup is read on every request).\n")
     add("| workers | bare endpoint (req/s) | series (req/s) | series / bare | series, cache off (req/s) "
         "| cache off / bare |")
     add("|---|---|---|---|---|---|")
@@ -358,7 +358,7 @@ def _decomposition(series: dict[str, Any], add: Any) -> None:
         add(f"In-process decomposition failed: {d['error']}\n")
         return
     http = series.get("unprofiled_sequential_p50_us")
-    add("Medians over 2,000 calls each, in one process, with the series cache off (every call reads "
+    add("Medians over 2,000 calls each, in one process, with the read cache off (every call reads "
         "the rollup) unless said: the service's steps called directly, the whole Starlette app "
         "called through ASGI in-process (middleware, routing, the steps on the event loop, JSON; no "
         "socket, no HTTP parsing), the bare app the same way; and the sequential HTTP p50 on "
@@ -367,13 +367,13 @@ def _decomposition(series: dict[str, Any], add: Any) -> None:
     add("|---|---|")
     rows = [("`Service.authenticate` (key hash, key and workspace lookups)", "authenticate_us"),
             ("`Service.count_request` (locked increment in the rate-limit counter file)", "count_request_us"),
-            ("`Service.data_series` (parse, buckets, one SQL over the rollup; series cache off)",
+            ("`Service.data_series` (parse, buckets, one SQL over the rollup; read cache off)",
              "data_series_us"),
             (f"of which `SqliteStore.count_by_quarters`, 100 days (reads {d.get('rollup_rows_day', '?'):,} "
              "rollup rows)" if isinstance(d.get("rollup_rows_day"), int) else
              "of which `SqliteStore.count_by_quarters`, 100 days", "count_by_quarters_day_us"),
             ("`SqliteStore.count_by_quarters`, 100 hours (for comparison)", "count_by_quarters_hour_us"),
-            ("`SqliteStore.count_by_quarters`, 100 days, answered from the series cache (as shipped)",
+            ("`SqliteStore.count_by_quarters`, 100 days, answered from the read cache (as shipped)",
              "count_by_quarters_cached_us"),
             ("`json_response` of the 100-point body", "json_response_us"),
             ("whole app through ASGI, in-process", "asgi_app_us"),
@@ -431,7 +431,7 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
     if sw:
         add(f"### Series req/s: what the cache and the rollup read weigh (wrk, 8 connections, "
             f"{size_name(sw['size'])} sessions)\n")
-        add("The server as shipped, with the series cache off (`SESSIONTALLY_SERIES_CACHE=0`), and with "
+        add("The server as shipped, with the read cache off (`SESSIONTALLY_READ_CACHE=0`), and with "
             "the cache off and `count_by_quarters` replaced by zeros (a `sitecustomize` patch on its "
             "PYTHONPATH; the code under test is not edited). req/s, min / **median** / max of the "
             "runs; the bare app alongside.\n")
@@ -450,21 +450,6 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
         add(f"### `sessiontally import` (same sessions, same table size; "
             f"{ing['import']['rate_under_profiler']:,.0f} sessions/s under the profiler)\n")
         _frames_table(ing["import"], add)
-        wi = prof.get("cache_whatif")
-        if wi:
-            add(f"### Server memory: what the page caches weigh ({wi['clients']} clients, table from "
-                f"{wi['preload']:,} to {wi['preload'] + wi['sessions']:,} rows)\n")
-            add("Each worker thread of the server opens its own SQLite connection, each with its own page "
-                "cache (`cache_size=-65536`: up to 64 MiB). The same ingest, as is and with the cache of "
-                "every connection cut by a `sitecustomize` patch on the server's PYTHONPATH (the code "
-                "under test is not edited):\n")
-            add("| server | peak RSS (MiB) | SQLite connections | threads | sessions/s |")
-            add("|---|---|---|---|---|")
-            for label, v in wi.items():
-                if isinstance(v, dict):
-                    add(f"| {label} | {v['rss_mib']:.0f} | {v['connections']} | {v['threads']} | "
-                        f"{v['rate']:,.0f} |")
-            add("")
         add(f"Bytes written to storage per session (`write_bytes`, /proc/<pid>/io; page size "
             f"{ing['page_size']}): bare executemany (1,000/txn) "
             f"{ing['bare']['write_bytes_per_session']:,.0f} B at {ing['bare']['rate']:,.0f} sessions/s; "

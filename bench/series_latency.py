@@ -135,8 +135,8 @@ def run_size(size: int, workdir: Path, requests: int, repeats: int, duckdb: bool
                 expected[name] = expected_counts(report, apps[0].app_key if with_app else 0,
                                                  with_segment, edges)
     latency: dict[str, dict[str, list[float]]] = {name: {"p50": [], "p99": []} for name in cases}
-    # The series cache off: every request reads the rollup (what this part measures).
-    with server(database, env={"SESSIONTALLY_SERIES_CACHE": "0"}) as srv:
+    # The read cache off: every request reads the rollup (what this part measures).
+    with server(database, env={"SESSIONTALLY_READ_CACHE": "0"}) as srv:
         client = Client(srv.base, key)
         for rep in range(repeats):
             for name, params in cases.items():
@@ -147,7 +147,7 @@ def run_size(size: int, workdir: Path, requests: int, repeats: int, duckdb: bool
             log(f"  repeat {rep + 1}: " + ", ".join(
                 f"{name} {latency[name]['p50'][-1]:.2f}/{latency[name]['p99'][-1]:.2f}" for name in cases))
         client.close()
-    # As shipped, the same query repeated with no write in between: from the series cache.
+    # As shipped, the same query repeated with no write in between: from the read cache.
     cached: dict[str, list[float]] = {"p50": [], "p99": []}
     with server(database) as srv:
         client = Client(srv.base, key)

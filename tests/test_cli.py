@@ -319,5 +319,5 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5"])
 def test_serve_refuses_a_bad_setting_in_one_line(database: str, value: str) -> None:
-    line = one_line_error(cli(database, "serve", "--port", "1", env={"SESSIONTALLY_SERIES_CACHE": value}))
-    assert line == f"Error: SESSIONTALLY_SERIES_CACHE must be a whole number (got '{value}')"
+    line = one_line_error(cli(database, "serve", "--port", "1", env={"SESSIONTALLY_READ_CACHE": value}))
+    assert line == f"Error: SESSIONTALLY_READ_CACHE must be a whole number (got '{value}')"

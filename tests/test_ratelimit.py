@@ -64,3 +64,16 @@ def test_closed_limiter_refuses_rather_than_serving_unlimited(tmp_path: Path) ->
     limiter.close()  # idempotent
     with pytest.raises(RateLimiterUnavailable):
         limiter.hit(1, 10, NOW)
+
+
+def test_the_file_grows_for_large_workspace_ids_and_keeps_other_slots(tmp_path: Path) -> None:
+    first, second = FileRateLimiter(tmp_path / "c"), FileRateLimiter(tmp_path / "c")
+    try:
+        first.hit(1, 10, NOW)
+        second.hit(100_000, 10, NOW)  # slot at 1.6 MB: the file grows, first's map is short
+        assert first.hit(100_000, 10, NOW).remaining == 8  # first remaps and sees it
+        assert second.hit(1, 10, NOW).remaining == 8
+        assert (tmp_path / "c").stat().st_size >= 100_001 * 16
+    finally:
+        first.close()
+        second.close()

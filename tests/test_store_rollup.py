@@ -88,7 +88,7 @@ def test_plan_read_from_levels_equals_brute_force(started: list[int], edges: lis
             assert first % grain == 0
             levels[grain][first] += n
     totals = [0] * (len(boundaries) - 1)
-    for i, grain, first, end in plan_series_read(boundaries):
+    for i, grain, first, end in plan_series_read(tuple(boundaries)):
         totals[i] += _model_sum(levels[grain], first, end)
     expected = [_model_sum(Counter(started), boundaries[i], boundaries[i + 1])
                 for i in range(len(boundaries) - 1)]

@@ -14,9 +14,9 @@ and again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UNITS = ("day", "hour")
@@ -26,9 +26,9 @@ _UTC = UTC
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """One point of a series: ``[start, end)`` in UTC epoch seconds, and its label."""
+class Bucket(NamedTuple):
+    """One point of a series: ``[start, end)`` in UTC epoch seconds, and its label. (A
+    named tuple: a series is a memo key, and tuples hash in C.)"""
 
     label: str
     start: int

@@ -13,7 +13,7 @@ class Settings:
     database: str
     redis_url: str | None
     log_level: str
-    series_cache: int = 512  # series answers kept per connection of the embedded store; 0 = off
+    read_cache: int = 512  # read answers kept per connection of the embedded store; 0 = off
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -21,7 +21,7 @@ class Settings:
             database=database_url(),
             redis_url=os.environ.get("SESSIONTALLY_REDIS_URL") or None,
             log_level=os.environ.get("SESSIONTALLY_LOG_LEVEL", "INFO"),
-            series_cache=_count("SESSIONTALLY_SERIES_CACHE", 512),
+            read_cache=_count("SESSIONTALLY_READ_CACHE", 512),
         )
 
 

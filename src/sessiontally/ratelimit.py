@@ -11,6 +11,7 @@ when several machines share it.
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import struct
 import threading
@@ -64,20 +65,40 @@ class FileRateLimiter:
 
     One slot per workspace at offset ``workspace_id * 16``: the window's start and its hit
     count. A hit takes a POSIX byte-range lock on its slot, reads, increments and writes
-    it back: exact across processes, a few system calls, and a waiter is woken by the
-    kernel the moment the lock is released (an earlier SQLite sidecar polled with sleeps
-    under contention). No fsync: a count lost in a machine crash only lets a few more
-    requests through. POSIX locks belong to a process, so threads of one process also
-    take a thread lock.
+    it back in the file's shared memory map: exact across processes, two system calls,
+    and a waiter is woken by the kernel the moment the lock is released (an earlier SQLite
+    sidecar polled with sleeps under contention). No fsync: a count lost in a machine
+    crash only lets a few more requests through. POSIX locks belong to a process, so
+    threads of one process also take a thread lock.
     """
 
     SLOT = struct.Struct("<qq")  # window_start, hits
-    never_blocks = True  # a slot is locked for four system calls: fine on an event loop
+    never_blocks = True  # a slot is locked for two system calls: fine on an event loop
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._map: mmap.mmap | None = None
         self._thread_lock = threading.Lock()
+
+    def _mapped(self, fd: int, end: int) -> mmap.mmap:
+        """The file mapped at least up to ``end``, grown (by any process) if needed."""
+        if self._map is None or len(self._map) < end:
+            if os.fstat(fd).st_size < end:
+                # Grown under the lock of slot 0 (no workspace has id 0), so that two
+                # processes growing it at once never shrink it; no one waits for a slot
+                # lock while holding this one, so it cannot deadlock.
+                fcntl.lockf(fd, fcntl.LOCK_EX, self.SLOT.size, 0, os.SEEK_SET)
+                try:
+                    size = os.fstat(fd).st_size
+                    if size < end:
+                        os.ftruncate(fd, max(end, 2 * size, 4096))
+                finally:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, self.SLOT.size, 0, os.SEEK_SET)
+            if self._map is not None:
+                self._map.close()
+            self._map = mmap.mmap(fd, os.fstat(fd).st_size)
+        return self._map
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         window = window_of(now)
@@ -89,16 +110,19 @@ class FileRateLimiter:
                 raise RateLimiterUnavailable("closed")
             fcntl.lockf(fd, fcntl.LOCK_EX, size, offset, os.SEEK_SET)
             try:
-                slot = os.pread(fd, size, offset)
-                start, hits = self.SLOT.unpack(slot) if len(slot) == size else (0, 0)
+                slots = self._mapped(fd, offset + size)
+                start, hits = self.SLOT.unpack_from(slots, offset)
                 hits = hits + 1 if start == window else 1
-                os.pwrite(fd, self.SLOT.pack(window, hits), offset)
+                self.SLOT.pack_into(slots, offset, window, hits)
             finally:
                 fcntl.lockf(fd, fcntl.LOCK_UN, size, offset, os.SEEK_SET)
         return decide(hits, limit, window)
 
     def close(self) -> None:
         with self._thread_lock:
+            if self._map is not None:
+                self._map.close()
+                self._map = None
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

@@ -220,7 +220,7 @@ class Service:
             raise ClientError(400, "'ending_at' is out of the supported range") from None
 
         counts = self._count(workspace.workspace_id, app_key, segment_key, series, may_scan)
-        return [{"time": b.label, "sessions": n} for b, n in zip(series, counts, strict=True)]
+        return _points(series, tuple(counts))
 
     def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
         with _as_client_error():
@@ -250,13 +250,11 @@ class Service:
         series: tuple[buckets.Bucket, ...],
         may_scan: bool = True,
     ) -> list[int]:
-        edges = [b.start for b in series] + [series[-1].end]
-        if segment_key or all(edge % 900 == 0 for edge in edges):
+        quarters, on_grid = _quarter_edges(series)
+        if segment_key or on_grid:
             # Segment membership is only in the rollup: a boundary off the grid (below) is
             # rounded down to its quarter-hour there.
-            return self.store.count_by_quarters(
-                workspace_id, app_key, segment_key, [edge // 900 for edge in edges]
-            )
+            return self.store.count_by_quarters(workspace_id, app_key, segment_key, quarters)
         # A historical zone rule whose boundaries are not on the quarter-hour grid
         # (e.g. Africa/Monrovia before 1972): count those buckets from the raw sessions.
         if not may_scan:
@@ -267,3 +265,18 @@ class Service:
             )
             for b in series
         ]
+
+
+@functools.lru_cache(maxsize=1024)
+def _quarter_edges(series: tuple[buckets.Bucket, ...]) -> tuple[tuple[int, ...], bool]:
+    """The series' bucket edges as quarter indexes (rounded down), and whether every edge
+    is on the quarter-hour grid. Memoised with the series themselves."""
+    edges = [b.start for b in series] + [series[-1].end]
+    return tuple(edge // 900 for edge in edges), all(edge % 900 == 0 for edge in edges)
+
+
+@functools.lru_cache(maxsize=1024)
+def _points(series: tuple[buckets.Bucket, ...], counts: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The answer's points. Memoised (a repeated series with the same counts is the same
+    list): callers only serialise it, never change it."""
+    return [{"time": b.label, "sessions": n} for b, n in zip(series, counts, strict=True)]

@@ -110,7 +110,7 @@ def _guarded(service: Service, request: Request, permission: str, action: Action
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access_logging.configure(settings.log_level)
-    store = open_store(settings.database, series_cache=settings.series_cache)
+    store = open_store(settings.database, read_cache=settings.read_cache)
     # Errors that mean "the database cannot be reached right now" (server down or
     # restarting, no pooled connection in time): 503 with Retry-After, not a 500.
     unavailable: tuple[type[BaseException], ...] = getattr(store, "unavailable_errors", ())
@@ -160,13 +160,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if not (inline_reads and migrated.is_set()):
             return await guarded(request, permission, lambda principal: action(principal, True))
         try:
-            admitted = _admit(service, request, permission)
-            if isinstance(admitted, Response):
-                return admitted
-            try:
-                return _act(lambda principal: action(principal, False), *admitted)
-            except WouldBlock:
-                return await run_in_threadpool(_act, lambda principal: action(principal, True), *admitted)
+            with store.pinned_reads():  # type: ignore[attr-defined]  # inline_reads: SqliteStore
+                admitted = _admit(service, request, permission)
+                if isinstance(admitted, Response):
+                    return admitted
+                try:
+                    return _act(lambda principal: action(principal, False), *admitted)
+                except WouldBlock:
+                    pass
+            # Outside the pinned block: other requests run on this thread while it waits.
+            return await run_in_threadpool(_act, lambda principal: action(principal, True), *admitted)
         except unavailable as exc:
             log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
                         type(exc).__name__)

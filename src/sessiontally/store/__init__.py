@@ -18,9 +18,10 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
 
 
-def open_store(url: str, series_cache: int | None = None) -> Store:
-    """The store for ``url``. ``series_cache``: series answers the embedded store keeps per
-    connection while the database is unchanged (None = its default, 0 = none)."""
+def open_store(url: str, read_cache: int | None = None) -> Store:
+    """The store for ``url``. ``read_cache``: read answers (series, key and workspace
+    lookups) the embedded store keeps per connection while the database is unchanged
+    (None = its default, 0 = none)."""
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # optional dependency
 
@@ -31,9 +32,9 @@ def open_store(url: str, series_cache: int | None = None) -> Store:
         raise ValueError("use sqlite:///PATH (three slashes) or a plain file path")
     from .sqlite import SqliteStore
 
-    if series_cache is None:
+    if read_cache is None:
         return SqliteStore(Path(url))
-    return SqliteStore(Path(url), series_cache=series_cache)
+    return SqliteStore(Path(url), read_cache=read_cache)
 
 
 def sqlite_sidecar(url: str, suffix: str) -> Path | None:

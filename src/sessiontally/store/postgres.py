@@ -396,7 +396,7 @@ class PostgresStore(SqlReads):
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]:
         """Sessions per bucket, from the coarsest rollup level that fits each piece."""
-        pieces = plan_series_read(boundaries)
+        pieces = plan_series_read(tuple(boundaries))
         totals = [0] * (len(boundaries) - 1)
         if not pieces:
             return totals

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 from .base import NewSession
 
@@ -58,27 +59,43 @@ def coarse_increments(
     return sorted((*key, n) for key, n in counts.items())
 
 
-def cover(lo: int, hi: int, grains: Sequence[int] = (DAY, HOUR, QUARTER)) -> list[tuple[int, int, int]]:
+def cover(lo: int, hi: int) -> list[tuple[int, int, int]]:
     """``[lo, hi)`` (quarters) as ``(grain, first, end)`` pieces, coarsest first where
     they fit: every piece's bounds are multiples of its grain, and the pieces are disjoint
     and in order. A piece of grain g covers ``(end - first) / g`` rows of its level."""
+    pieces: list[tuple[int, int, int]] = []
     if lo >= hi:
-        return []
-    grain, finer = grains[0], grains[1:]
-    if not finer:
-        return [(grain, lo, hi)]
-    first = -(-lo // grain) * grain
-    end = hi // grain * grain
-    if first >= end:
-        return cover(lo, hi, finer)
-    return [*cover(lo, first, finer), (grain, first, end), *cover(end, hi, finer)]
+        return pieces
+    day_first, day_end = -(-lo // DAY) * DAY, hi // DAY * DAY
+    if day_first < day_end:  # whole days in the middle, the ragged ends on each side
+        _cover_hours(lo, day_first, pieces)
+        pieces.append((DAY, day_first, day_end))
+        _cover_hours(day_end, hi, pieces)
+    else:
+        _cover_hours(lo, hi, pieces)
+    return pieces
 
 
-def plan_series_read(boundaries: Sequence[int]) -> list[tuple[int, int, int, int]]:
+def _cover_hours(lo: int, hi: int, pieces: list[tuple[int, int, int]]) -> None:
+    if lo >= hi:
+        return
+    hour_first, hour_end = -(-lo // HOUR) * HOUR, hi // HOUR * HOUR
+    if hour_first >= hour_end:
+        pieces.append((QUARTER, lo, hi))
+        return
+    if lo < hour_first:
+        pieces.append((QUARTER, lo, hour_first))
+    pieces.append((HOUR, hour_first, hour_end))
+    if hour_end < hi:
+        pieces.append((QUARTER, hour_end, hi))
+
+
+@lru_cache(maxsize=1024)
+def plan_series_read(boundaries: tuple[int, ...]) -> tuple[tuple[int, int, int, int], ...]:
     """``(bucket, grain, first, end)`` for every piece of every bucket
-    ``[boundaries[i], boundaries[i+1])``."""
-    return [
+    ``[boundaries[i], boundaries[i+1])``. Memoised: dashboards ask for the same windows."""
+    return tuple(
         (i, grain, first, end)
         for i in range(len(boundaries) - 1)
         for grain, first, end in cover(boundaries[i], boundaries[i + 1])
-    ]
+    )

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,11 @@ from .base import (
     Workspace,
 )
 from .group_commit import GroupCommit
-from .rollup import coarse_increments, plan_series_read, rollup_increments
+from .rollup import DAY, HOUR, QUARTER, coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SqlReads
 
 BUSY_TIMEOUT_S = 30.0
-SERIES_CACHE_ENTRIES = 512  # per connection; emptied whenever the database changes
+READ_CACHE_ENTRIES = 512  # answers per connection; emptied whenever the database changes
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
 _SESSIONS_IN = "SELECT session_id FROM sessions WHERE workspace_id = ? AND session_id IN ({marks})"
 _USERS_IN = (
@@ -68,9 +69,9 @@ class SqliteStore(SqlReads):
 
     reads_never_block = True  # WAL: a reader never waits for a writer
 
-    def __init__(self, path: str | Path, series_cache: int = SERIES_CACHE_ENTRIES) -> None:
+    def __init__(self, path: str | Path, read_cache: int = READ_CACHE_ENTRIES) -> None:
         self.path = str(path)
-        self.series_cache = series_cache
+        self.read_cache_entries = read_cache
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -111,8 +112,9 @@ class SqliteStore(SqlReads):
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         # data_version does not move for a connection's own commits: forget what this
-        # connection's series cache holds (before the commit, so no read can race it).
-        self._local.series = None
+        # connection's read cache holds (before the commit, so no read can race it).
+        self._local.reads = None
+        self._local.pinned = None
         try:
             yield conn
         except BaseException:
@@ -120,15 +122,34 @@ class SqliteStore(SqlReads):
             raise
         conn.execute("COMMIT")
 
-    def _series_cache(self, conn: sqlite3.Connection) -> dict[tuple[Any, ...], list[int]]:
-        """This connection's cache of series counts, valid while no other connection
-        (of any process) has committed: ``PRAGMA data_version`` says so exactly."""
+    def _read_cache(self, conn: sqlite3.Connection) -> dict[tuple[Any, ...], Any] | None:
+        """This connection's cache of read answers (series counts, key and workspace
+        lookups), valid while no other connection of any process has committed:
+        ``PRAGMA data_version`` says so exactly. None when off, or inside a transaction
+        (whose reads may include its own uncommitted writes)."""
+        if not self.read_cache_entries or conn.in_transaction:
+            return None
+        pinned = getattr(self._local, "pinned", None)
+        if pinned is not None:
+            return pinned
         (version,) = conn.execute("PRAGMA data_version").fetchone()
-        cached = getattr(self._local, "series", None)
-        if cached is None or cached[0] != version or len(cached[1]) >= self.series_cache:
+        cached = getattr(self._local, "reads", None)
+        if cached is None or cached[0] != version or len(cached[1]) >= self.read_cache_entries:
             cached = (version, {})
-            self._local.series = cached
+            self._local.reads = cached
         return cached[1]
+
+    @contextmanager
+    def pinned_reads(self) -> Iterator[None]:
+        """Reads in this block (this thread) check ``data_version`` once, at its start:
+        one request's lookups cost one PRAGMA, and see the database as of that instant
+        (every commit acknowledged before it). Never hold it across an ``await``."""
+        cache = self._read_cache(self._conn())
+        self._local.pinned = cache
+        try:
+            yield
+        finally:
+            self._local.pinned = None
 
     def close(self) -> None:
         with self._lock:
@@ -162,7 +183,17 @@ class SqliteStore(SqlReads):
         return self._conn().execute("SELECT 1").fetchone() == (1,)
 
     def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        return self._conn().execute(sql, params).fetchone()
+        """One row; point lookups (keys, workspaces, apps, segments) repeat on every
+        request, so they go through the read cache."""
+        conn = self._conn()
+        cache = self._read_cache(conn)
+        if cache is None:
+            return conn.execute(sql, params).fetchone()
+        key = (sql, *params)
+        if key in cache:
+            return cache[key]  # rows are tuples: nothing a caller can change
+        row = cache[key] = conn.execute(sql, params).fetchone()
+        return row
 
     def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, params).fetchall()
@@ -404,53 +435,59 @@ class SqliteStore(SqlReads):
         from the coarsest rollup level that fits each piece (rollup.plan_series_read).
         Repeated reads are answered from a cache while the database is unchanged."""
         conn = self._conn()
-        if not self.series_cache:
-            return self._read_series(conn, workspace_id, app_key, segment_key, boundaries)
-        cache = self._series_cache(conn)
-        key = (workspace_id, app_key, segment_key, *boundaries)
+        edges = tuple(boundaries)
+        cache = self._read_cache(conn)
+        if cache is None:
+            return self._read_series(conn, workspace_id, app_key, segment_key, edges)
+        key = ("series", workspace_id, app_key, segment_key, edges)
         totals = cache.get(key)
         if totals is None:
-            totals = self._read_series(conn, workspace_id, app_key, segment_key, boundaries)
-            cache[key] = totals
+            totals = cache[key] = self._read_series(conn, workspace_id, app_key, segment_key, edges)
         return list(totals)
 
     @staticmethod
     def _read_series(
         conn: sqlite3.Connection, workspace_id: int, app_key: int, segment_key: int,
-        boundaries: Sequence[int],
+        boundaries: tuple[int, ...],
     ) -> list[int]:
         totals = [0] * (len(boundaries) - 1)  # a bucket may be empty (no pieces)
-        pieces = plan_series_read(boundaries)
-        if not pieces:
+        by_grain: dict[int, list[int]] = {QUARTER: [], HOUR: [], DAY: []}
+        for i, grain, first, end in plan_series_read(boundaries):
+            by_grain[grain] += (i, first, end)
+        shape = tuple(len(by_grain[grain]) // 3 for grain in (QUARTER, HOUR, DAY))
+        if not any(shape):
             return totals
-        params: list[int] = [workspace_id, app_key, segment_key]
-        for piece in pieces:
-            params += piece
-        sql = (
-            "WITH pieces(i, g, lo, hi) AS (VALUES " + ",".join("(?, ?, ?, ?)" for _ in pieces) + ") "
-            "SELECT pieces.i, TOTAL(CASE WHEN pieces.g = 1 THEN (SELECT TOTAL(sessions)"
-            " FROM session_counts WHERE workspace_id = ?1 AND app_key = ?2 AND segment_key = ?3"
-            " AND quarter >= pieces.lo AND quarter < pieces.hi)"
-            " ELSE (SELECT TOTAL(sessions) FROM session_counts_coarse"
-            " WHERE workspace_id = ?1 AND app_key = ?2 AND segment_key = ?3 AND grain = pieces.g"
-            " AND first_quarter >= pieces.lo AND first_quarter < pieces.hi) END)"
-            " FROM pieces GROUP BY pieces.i"
-        )
-        # ?1..?3 are named by number, so number the VALUES placeholders after them.
-        for i, total in conn.execute(_number_placeholders(sql, start=4), params):
-            totals[i] = int(total)
+        params = (workspace_id, app_key, segment_key, *by_grain[QUARTER], *by_grain[HOUR], *by_grain[DAY])
+        for i, total in conn.execute(_series_sql(*shape), params):
+            totals[i] += int(total)
         return totals
 
 
-def _number_placeholders(sql: str, start: int) -> str:
-    parts = sql.split("(?, ?, ?, ?)")
-    out = [parts[0]]
-    n = start
-    for part in parts[1:]:
-        out.append(f"(?{n}, ?{n + 1}, ?{n + 2}, ?{n + 3})")
-        out.append(part)
-        n += 4
-    return "".join(out)
+@lru_cache(maxsize=256)
+def _series_sql(quarters: int, hours: int, days: int) -> str:
+    """One statement summing each piece of a series read: index range scans on the quarter
+    rows, the hour rows and the day rows, each level's pieces in their own VALUES list
+    (a grain taken from the list instead of a constant, a CASE or a GROUP BY each cost
+    SQLite more than the rows: measured). ?1..?3 are the key."""
+    n = 4
+    ctes, selects = [], []
+    levels = (("quarter_pieces", quarters, "session_counts", "quarter", ""),
+              ("hour_pieces", hours, "session_counts_coarse", "first_quarter", f" AND grain = {HOUR}"),
+              ("day_pieces", days, "session_counts_coarse", "first_quarter", f" AND grain = {DAY}"))
+    for name, count, table, column, grain in levels:
+        if not count:
+            continue
+        rows = []
+        for _ in range(count):
+            rows.append(f"(?{n}, ?{n + 1}, ?{n + 2})")
+            n += 3
+        ctes.append(f"{name}(i, lo, hi) AS (VALUES {','.join(rows)})")
+        selects.append(
+            f"SELECT {name}.i, (SELECT TOTAL(sessions) FROM {table} WHERE workspace_id = ?1"
+            f" AND app_key = ?2 AND segment_key = ?3{grain} AND {column} >= {name}.lo"
+            f" AND {column} < {name}.hi) FROM {name}"
+        )
+    return "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(selects)
 
 
 def _split_sql(script: str) -> list[str]:

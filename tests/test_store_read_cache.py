@@ -1,5 +1,6 @@
-"""The embedded store's cache of series answers (store/sqlite.py): valid exactly while no
-connection has committed, whichever connection, thread or process wrote."""
+"""The embedded store's read cache (store/sqlite.py): series answers and point lookups
+(keys, workspaces), valid exactly while no connection has committed, whichever
+connection, thread or process wrote."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def test_writes_by_another_thread_and_another_store_are_seen(opened) -> None:  #
 
 
 def test_the_cache_can_be_turned_off_and_is_bounded(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "off.sqlite3", series_cache=0)
+    store = SqliteStore(tmp_path / "off.sqlite3", read_cache=0)
     store.migrate()
     ws = store.create_workspace("w", "UTC", 1000).workspace_id
     calls = []
@@ -83,10 +84,52 @@ def test_the_cache_can_be_turned_off_and_is_bounded(tmp_path: Path) -> None:
     _read(store, ws)
     assert len(calls) == 2
     store.close()
-    small = SqliteStore(tmp_path / "small.sqlite3", series_cache=3)
+    small = SqliteStore(tmp_path / "small.sqlite3", read_cache=3)
     small.migrate()
     ws = small.create_workspace("w", "UTC", 1000).workspace_id
     for k in range(10):
         small.count_by_quarters(ws, 0, 0, [Q0, Q0 + k + 1])
-        assert len(small._local.series[1]) <= 3
+        assert len(small._local.reads[1]) <= 3
     small.close()
+
+
+def test_a_revoked_key_is_refused_at_once_by_a_store_that_cached_it(opened) -> None:  # type: ignore[no-untyped-def]
+    store, ws, _, path = opened
+    from sessiontally import admin
+    from sessiontally.keys import hash_key
+    from sessiontally.service import ClientError, Service
+
+    workspace = store.get_workspace(ws)
+    key = admin.create_key(store, workspace, "k", ["sessions.data_series"]).key
+    service = Service(store, _NoLimit())
+    for _ in range(3):  # cached after the first
+        assert service.authenticate(key, "127.0.0.1").key.name == "k"
+    operator = SqliteStore(path)  # `sessiontally key revoke` in another process
+    try:
+        record = operator.find_key_by_hash(ws, hash_key(key))
+        assert record is not None
+        admin.revoke_key(operator, workspace, key)
+    finally:
+        operator.close()
+    with pytest.raises(ClientError):
+        service.authenticate(key, "127.0.0.1")
+
+
+def test_reads_inside_a_transaction_are_not_cached(opened) -> None:  # type: ignore[no-untyped-def]
+    """A read of a transaction's own uncommitted row must not outlive a rollback."""
+    store, ws, _, _ = opened
+    with pytest.raises(RuntimeError), store._write() as conn:
+        conn.execute("UPDATE workspaces SET name = 'renamed' WHERE workspace_id = ?", (ws,))
+        assert store.get_workspace(ws).name == "renamed"
+        raise RuntimeError("roll back")
+    assert store.get_workspace(ws).name == "w"
+
+
+class _NoLimit:
+    def hit(self, workspace_id: int, limit: int, now: float):  # type: ignore[no-untyped-def]
+        from sessiontally.ratelimit import decide, window_of
+
+        return decide(1, limit, window_of(now))
+
+    def close(self) -> None:
+        pass
