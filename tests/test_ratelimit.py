@@ -70,10 +70,71 @@ def test_the_file_grows_for_large_workspace_ids_and_keeps_other_slots(tmp_path: 
     first, second = FileRateLimiter(tmp_path / "c"), FileRateLimiter(tmp_path / "c")
     try:
         first.hit(1, 10, NOW)
-        second.hit(100_000, 10, NOW)  # slot at 1.6 MB: the file grows, first's map is short
+        second.hit(100_000, 10, NOW)  # slot at 3.2 MB: the file grows, first's map is short
         assert first.hit(100_000, 10, NOW).remaining == 8  # first remaps and sees it
         assert second.hit(1, 10, NOW).remaining == 8
-        assert (tmp_path / "c").stat().st_size >= 100_001 * 16
+        assert (tmp_path / "c").stat().st_size >= 100_001 * FileRateLimiter.SLOT.size
     finally:
         first.close()
         second.close()
+
+
+def test_a_late_hit_from_the_previous_hour_counts_there(tmp_path: Path) -> None:
+    """A request that read the clock at 11:59:59.999 and reaches the file after the 12:00
+    window was opened counts in 11:00, and the new hour keeps its count."""
+    limiter = FileRateLimiter(tmp_path / "c")
+    try:
+        eleven = window_of(NOW)
+        noon = eleven + HOUR
+        for _ in range(3):
+            limiter.hit(5, 3, eleven + 10)
+        assert limiter.hit(5, 10, noon).remaining == 9
+        assert limiter.hit(5, 10, noon).remaining == 8
+        late = limiter.hit(5, 3, noon - 0.001)  # the 4th hit of 11:00: over the limit of 3
+        assert not late.allowed and late.reset == noon
+        assert limiter.hit(5, 10, noon).remaining == 7  # 12:00 kept its 2 hits
+        assert limiter.hit(5, 10, noon + HOUR).remaining == 9  # 13:00 replaces 11:00
+        assert limiter.hit(5, 10, noon).remaining == 6
+    finally:
+        limiter.close()
+
+
+def test_a_lock_held_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    """While another process holds a slot's lock, a hit waits, then counts after it."""
+    import multiprocessing
+
+    path = tmp_path / "c"
+    limiter = FileRateLimiter(path)
+    try:
+        limiter.hit(2, 100, NOW)  # slot mapped
+        ready, release = multiprocessing.Event(), multiprocessing.Event()
+        holder = multiprocessing.Process(target=_hold_slot, args=(str(path), 2, ready, release))
+        holder.start()
+        assert ready.wait(10)
+        done = threading.Event()
+        results: list[int] = []
+        thread = threading.Thread(target=lambda: (results.append(limiter.hit(2, 100, NOW).remaining),
+                                                  done.set()))
+        thread.start()
+        assert not done.wait(0.3)  # blocked on the other process's lock
+        release.set()
+        thread.join(10)
+        holder.join(10)
+        assert results == [97]  # the holder's own hit, then this one
+    finally:
+        limiter.close()
+
+
+def _hold_slot(path: str, workspace_id: int, ready, release) -> None:  # type: ignore[no-untyped-def]
+    import fcntl
+    import os
+
+    limiter = FileRateLimiter(path)
+    limiter.hit(workspace_id, 100, NOW)
+    size = FileRateLimiter.SLOT.size
+    fd = os.open(path, os.O_RDWR)
+    fcntl.lockf(fd, fcntl.LOCK_EX, size, workspace_id * size, os.SEEK_SET)
+    ready.set()
+    release.wait(10)
+    os.close(fd)
+    limiter.close()

@@ -29,6 +29,6 @@ def _count(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError(f"{name} must be a whole number (got {raw!r})")
     return int(raw)

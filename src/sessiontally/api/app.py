@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # which cost more than the whole rest of a cached request (bench/RESULTS.md). Writes,
     # scans and every network store or limiter stay in worker threads.
     inline_reads = getattr(store, "reads_never_block", False) and getattr(limiter, "never_blocks", False)
+    busy: tuple[type[Exception], ...] = getattr(store, "busy_errors", ())
     toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch") if inline_reads else None
     service = Service(store, limiter, background=_logged(toucher.submit) if toucher else None)
 
@@ -155,20 +156,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def guarded_read(
         request: Request, permission: str, action: Callable[[Principal, bool], tuple[int, Any]]
     ) -> Response:
-        """A read: on the event loop when reads never block (else as ``guarded``); an
-        action that would scan (WouldBlock) finishes in a worker thread."""
+        """A read: on the event loop when reads never block (else as ``guarded``). An
+        action that would scan (WouldBlock), or a read the database keeps busy beyond the
+        loop connection's short timeout, finishes in a worker thread; a request is counted
+        against the rate limit once whichever way it goes."""
         if not (inline_reads and migrated.is_set()):
             return await guarded(request, permission, lambda principal: action(principal, True))
+        admitted: Admitted | Response | None = None
         try:
-            with store.pinned_reads():  # type: ignore[attr-defined]  # inline_reads: SqliteStore
-                admitted = _admit(service, request, permission)
-                if isinstance(admitted, Response):
-                    return admitted
-                try:
+            try:
+                with store.pinned_reads():  # type: ignore[attr-defined]  # inline_reads: SqliteStore
+                    admitted = _admit(service, request, permission)
+                    if isinstance(admitted, Response):
+                        return admitted
                     return _act(lambda principal: action(principal, False), *admitted)
-                except WouldBlock:
-                    pass
+            except (WouldBlock, *busy):
+                pass
             # Outside the pinned block: other requests run on this thread while it waits.
+            if admitted is None:  # busy before the count (only reads come before it)
+                return await guarded(request, permission, lambda principal: action(principal, True))
+            assert not isinstance(admitted, Response)
             return await run_in_threadpool(_act, lambda principal: action(principal, True), *admitted)
         except unavailable as exc:
             log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
@@ -307,7 +314,10 @@ def _logged(submit: Callable[..., Future[None]]) -> Callable[[Callable[[], None]
             except Exception as exc:  # e.g. the store is down: last-seen waits for the next one
                 log.warning("background write failed: %s", type(exc).__name__)
 
-        return submit(logged)
+        try:
+            return submit(logged)
+        except RuntimeError:  # shutting down: this last-seen update is dropped
+            return None
 
     return run
 

@@ -38,6 +38,7 @@ from .rollup import DAY, HOUR, QUARTER, coarse_increments, plan_series_read, rol
 from .sql import SEGMENT_COLUMNS, SqlReads
 
 BUSY_TIMEOUT_S = 30.0
+LOOP_BUSY_TIMEOUT_MS = 50  # an event loop's reads: then the request moves to a thread
 READ_CACHE_ENTRIES = 512  # answers per connection; emptied whenever the database changes
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
 _SESSIONS_IN = "SELECT session_id FROM sessions WHERE workspace_id = ? AND session_id IN ({marks})"
@@ -68,6 +69,9 @@ class SqliteStore(SqlReads):
     """Store on a SQLite file. One connection per thread; safe across worker processes."""
 
     reads_never_block = True  # WAL: a reader never waits for a writer
+    # What a read on the event loop raises when the database stays busy past the loop
+    # connection's short timeout (rare in WAL: e.g. while another process recovers it).
+    busy_errors = (sqlite3.OperationalError,)
 
     def __init__(self, path: str | Path, read_cache: int = READ_CACHE_ENTRIES) -> None:
         self.path = str(path)
@@ -143,8 +147,15 @@ class SqliteStore(SqlReads):
     def pinned_reads(self) -> Iterator[None]:
         """Reads in this block (this thread) check ``data_version`` once, at its start:
         one request's lookups cost one PRAGMA, and see the database as of that instant
-        (every commit acknowledged before it). Never hold it across an ``await``."""
-        cache = self._read_cache(self._conn())
+        (every commit acknowledged before it). Never hold it across an ``await``. For an
+        event loop's thread: its connection waits at most LOOP_BUSY_TIMEOUT_MS for a
+        lock from then on (busy_errors), and must not be used for writes."""
+        conn = self._conn()
+        if not getattr(self._local, "loop_reader", False):
+            # This thread answers requests on an event loop: never wait 30 s there.
+            conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
+            self._local.loop_reader = True
+        cache = self._read_cache(conn)
         self._local.pinned = cache
         try:
             yield
@@ -190,9 +201,11 @@ class SqliteStore(SqlReads):
         if cache is None:
             return conn.execute(sql, params).fetchone()
         key = (sql, *params)
-        if key in cache:
-            return cache[key]  # rows are tuples: nothing a caller can change
-        row = cache[key] = conn.execute(sql, params).fetchone()
+        row = cache.get(key)
+        if row is None:
+            row = conn.execute(sql, params).fetchone()
+            if row is not None:  # misses (e.g. made-up keys) are not kept: they would flush it
+                cache[key] = row  # rows are tuples: nothing a caller can change
         return row
 
     def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
