@@ -500,11 +500,40 @@ _store.SqliteStore.count_by_quarters = _count_by_quarters
 """
 
 
+# What the exactness guarantees cost a cached request (valid only in a read-only benchmark):
+# the rate-limit count replaced by an in-memory decision, and the read cache's
+# data_version check skipped (the cache then never expires).
+_NO_RATE_COUNT = """
+import sessiontally.ratelimit as _rl
+
+
+def _hit(self, workspace_id, limit, now):
+    return _rl.decide(1, limit, _rl.window_of(now))
+
+
+_rl.FileRateLimiter.hit = _hit
+"""
+_NO_VERSION_CHECK = """
+import sessiontally.store.sqlite as _store
+
+_kept = {}
+
+
+def _read_cache(self, conn):
+    return None if conn.in_transaction else _kept
+
+
+_store.SqliteStore._read_cache = _read_cache
+"""
+
+
 def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -> dict[str, Any]:
-    """Series req/s under wrk (8 connections) as shipped, with the read cache off, and
-    with the cache off and no rollup read (zeros; a sitecustomize patch on the server's
-    PYTHONPATH, the code under test is not edited), each with 1 and 2 workers, beside the
-    bare app. Tells how much of the gap to the bare endpoint the read explains."""
+    """Series req/s under wrk (8 connections), each with 1 and 2 workers, beside the bare
+    app: as shipped; as shipped without the rate-limit count, and also without the read
+    cache's data_version check; with the read cache off; with the cache off and no rollup
+    read (zeros). The patches are sitecustomize modules on the server's PYTHONPATH (the
+    code under test is not edited). Tells what each part of a request costs against the
+    bare endpoint."""
     database = str(workdir / "whatif-series.sqlite3")
     remove_database(database)
     store, ws, apps, key = setup_workspace(database)
@@ -513,10 +542,12 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
     bulk_load(database, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), size,
                                 int(time.time()) * 1_000_000), segment.segment_key)
     pythonpath = os.environ.get("PYTHONPATH", "")
-    variants: dict[str, str | None] = {
-        "as shipped": None,
-        "read cache off": "",
-        "cache off, no rollup read": _FREE_READ,
+    variants: dict[str, tuple[bool, str]] = {  # label: (read cache on, sitecustomize patch)
+        "as shipped": (True, ""),
+        "as shipped, no rate-limit count": (True, _NO_RATE_COUNT),
+        "as shipped, no rate-limit count, no data_version check": (True, _NO_RATE_COUNT + _NO_VERSION_CHECK),
+        "read cache off": (False, ""),
+        "cache off, no rollup read": (False, _FREE_READ),
     }
     out: dict[str, Any] = {"size": size, "duration": duration, "by_workers": {}}
     for workers in (1, 2):
@@ -524,14 +555,13 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
         for _ in range(repeats):
             with bare_server(workers) as bare:
                 rows["bare app"].append(wrk_rps(bare.base, None, 8, duration))
-            for label, patch in variants.items():
-                env = None if patch is None else {"SESSIONTALLY_READ_CACHE": "0"}
+            for label, (cache_on, patch) in variants.items():
+                env = {} if cache_on else {"SESSIONTALLY_READ_CACHE": "0"}
                 if patch:
                     site = workdir / f"whatif-site-{abs(hash(label))}"
                     site.mkdir(exist_ok=True)
                     (site / "sitecustomize.py").write_text(patch)
-                    env = {"SESSIONTALLY_READ_CACHE": "0",
-                           "PYTHONPATH": str(site) + (os.pathsep + pythonpath if pythonpath else "")}
+                    env["PYTHONPATH"] = str(site) + (os.pathsep + pythonpath if pythonpath else "")
                 with server(database, workers=workers, env=env) as srv:
                     wrk_rps(srv.base, key, 8, 2)  # warm-up
                     rows.setdefault(label, []).append(wrk_rps(srv.base, key, 8, duration))

@@ -429,12 +429,15 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
             _frames_table(s, add)
     sw = prof.get("series_whatif")
     if sw:
-        add(f"### Series req/s: what the cache and the rollup read weigh (wrk, 8 connections, "
+        add(f"### Series req/s: what each part of a request weighs (wrk, 8 connections, "
             f"{size_name(sw['size'])} sessions)\n")
-        add("The server as shipped, with the read cache off (`SESSIONTALLY_READ_CACHE=0`), and with "
-            "the cache off and `count_by_quarters` replaced by zeros (a `sitecustomize` patch on its "
-            "PYTHONPATH; the code under test is not edited). req/s, min / **median** / max of the "
-            "runs; the bare app alongside.\n")
+        add("The server as shipped; as shipped with the rate-limit count replaced by an in-memory "
+            "decision, and also with the read cache's `PRAGMA data_version` check skipped (so the "
+            "cache never expires: valid only in this read-only benchmark); with the read cache off "
+            "(`SESSIONTALLY_READ_CACHE=0`); and with the cache off and `count_by_quarters` replaced "
+            "by zeros. The patches are `sitecustomize` modules on the server's PYTHONPATH (the code "
+            "under test is not edited). req/s, min / **median** / max of the runs; the bare app "
+            "alongside.\n")
         labels = list(next(iter(sw["by_workers"].values())))
         add("| workers | " + " | ".join(labels) + " |")
         add("|---" * (len(labels) + 1) + "|")
