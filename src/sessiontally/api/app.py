@@ -1,8 +1,10 @@
 """The ASGI application: routes, the access guard, and error mapping to {"message": ...}.
 
-Each authenticated request does all of its database work in one worker-thread call
-(authenticate, count against the rate limit, check the permission, act), so the event
-loop never blocks on SQLite and a request costs a single thread hop.
+Each authenticated write, and every request on a network store or limiter, does all of its
+database work in one worker-thread call (authenticate, count against the rate limit,
+check the permission, act): one thread hop, and the event loop never waits. A series read
+on the embedded store runs on the event loop itself (WAL reads never wait for a writer);
+what would make it wait (a raw scan, a busy database) moves it to a thread.
 """
 
 from __future__ import annotations
