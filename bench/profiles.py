@@ -262,12 +262,19 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     thread hop, JSON), and of the bare app the same way."""
     os.environ["SESSIONTALLY_DATABASE"] = database
     os.environ.setdefault("SESSIONTALLY_LOG_LEVEL", "WARNING")
-    os.environ["SESSIONTALLY_READ_CACHE"] = "0"  # the read path; the cache is timed apart
+    # The read path (the cache is timed apart). Set for create_app below only: servers
+    # started later by this process must not inherit it.
+    previous = os.environ.get("SESSIONTALLY_READ_CACHE")
+    os.environ["SESSIONTALLY_READ_CACHE"] = "0"
     import bare_app
 
     from sessiontally.api.app import create_app
 
     app = create_app()
+    if previous is None:
+        os.environ.pop("SESSIONTALLY_READ_CACHE")
+    else:
+        os.environ["SESSIONTALLY_READ_CACHE"] = previous
     service = app.state.service
     pairs = [("length", "100"), ("unit", "day")]
     principal = service.authenticate(key, "127.0.0.1")
