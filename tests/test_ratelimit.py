@@ -138,3 +138,13 @@ def _hold_slot(path: str, workspace_id: int, ready, release) -> None:  # type: i
     release.wait(10)
     os.close(fd)
     limiter.close()
+
+
+def test_a_huge_workspace_id_uses_one_block_not_gigabytes(tmp_path: Path) -> None:
+    limiter = FileRateLimiter(tmp_path / "c")
+    try:
+        assert limiter.hit(987_654_321, 10, NOW).remaining == 9  # slot at about 31.6 GB
+        assert limiter.hit(987_654_321, 10, NOW).remaining == 8
+        assert (tmp_path / "c").stat().st_blocks * 512 < 1 << 20  # sparse: a few blocks
+    finally:
+        limiter.close()

@@ -84,6 +84,7 @@ class FileRateLimiter:
         self.path = str(path)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._map: mmap.mmap | None = None
+        self._allocated: set[int] = set()  # slot offsets with a disk block
         self._thread_lock = threading.Lock()
 
     def _mapped(self, fd: int, end: int) -> mmap.mmap:
@@ -93,14 +94,13 @@ class FileRateLimiter:
             return self._map
         if os.fstat(fd).st_size < end:
             # Grown under the lock of slot 0 (no workspace has id 0), so that two processes
-            # growing it at once never shrink it. Blocks are allocated now, so that a full
-            # disk is an error here (a 503) and not a SIGBUS on a later write to the map.
+            # growing it at once never shrink it. Sparse: workspace ids can be large, and
+            # only the slots in use get disk blocks (hit() allocates them).
             fcntl.lockf(fd, fcntl.LOCK_EX, self.SLOT.size, 0, os.SEEK_SET)
             try:
                 size = os.fstat(fd).st_size
                 if size < end:
-                    grown = max(end, 2 * size, 4096)
-                    os.posix_fallocate(fd, size, grown - size)
+                    os.ftruncate(fd, max(end, 2 * size, 4096))
             finally:
                 fcntl.lockf(fd, fcntl.LOCK_UN, self.SLOT.size, 0, os.SEEK_SET)
         if self._map is not None:
@@ -118,6 +118,11 @@ class FileRateLimiter:
             if fd is None:
                 raise RateLimiterUnavailable("closed")
             try:
+                if offset not in self._allocated:
+                    # The slot's disk block, allocated now: with the disk full this is an
+                    # error (a 503), not a SIGBUS on the first write to the map.
+                    os.posix_fallocate(fd, offset, size)
+                    self._allocated.add(offset)
                 slots = self._mapped(fd, offset + size)
                 fcntl.lockf(fd, fcntl.LOCK_EX, size, offset, os.SEEK_SET)
             except OSError as exc:  # e.g. the disk is full: refuse (503), do not serve unlimited
