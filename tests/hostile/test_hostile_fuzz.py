@@ -169,7 +169,9 @@ def test_fuzz_operation(schema, shared_server, fuzz_tenant, method, path, mode, 
             body = error_body(response, allow_errors=path in ITEM_ENDPOINTS and status == 400)
         if mode is GenerationMode.NEGATIVE:
             item_level = path in ITEM_ENDPOINTS and status == 201 and bool(response.json().get("errors"))
-            if not item_level:
+            # 414: a generated query string over 8 KiB, refused as documented (schemathesis'
+            # own list of rejection statuses leaves 414 out).
+            if not item_level and status != 414:
                 case.validate_response(
                     response, checks=[openapi_checks.negative_data_rejection], headers=headers
                 )
