@@ -194,6 +194,18 @@ def create_tracked_segment(store, ws):  # type: ignore[no-untyped-def]
     return admin.create_segment(store, ws, "US users", SEGMENT_FILTER, analytics=True)
 
 
+def series_database(database: str, size: int) -> str:
+    """A fresh database of ``size`` sessions ending now, with a tracked segment, loaded by
+    the bulk path; returns the all-permissions key."""
+    remove_database(database)
+    store, ws, apps, key = setup_workspace(database)
+    segment = create_tracked_segment(store, ws)
+    store.close()
+    bulk_load(database, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), size,
+                                int(time.time()) * 1_000_000), segment.segment_key)
+    return key
+
+
 # ------------------------------------------------------------------------- generator
 
 

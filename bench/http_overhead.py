@@ -28,16 +28,13 @@ from typing import Any
 
 from common import (
     Client,
-    Dataset,
     bare_server,
-    bulk_load,
-    create_tracked_segment,
     load_average,
     log,
     machine,
     remove_database,
+    series_database,
     server,
-    setup_workspace,
 )
 
 PATH = "/sessions/data_series?length=100&unit=day"
@@ -82,12 +79,7 @@ def run(workdir: Path, size: int, duration: float, connections: int, repeats: in
         workers_list: tuple[int, ...] = (1,)) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     database = str(workdir / "overhead.sqlite3")
-    remove_database(database)
-    store, ws, apps, key = setup_workspace(database)
-    segment = create_tracked_segment(store, ws)
-    store.close()
-    bulk_load(database, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), size,
-                                int(time.time()) * 1_000_000), segment.segment_key)
+    key = series_database(database, size)
     method = "wrk" if shutil.which("wrk") else "python-threads"
     measure = wrk_rps if method == "wrk" else threads_rps
     result: dict[str, Any] = {"size": size, "duration": duration, "connections": connections,

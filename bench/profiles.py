@@ -47,10 +47,10 @@ from common import (
     Dataset,
     bare_server,
     bulk_load,
-    create_tracked_segment,
     log,
     machine,
     remove_database,
+    series_database,
     server,
     setup_workspace,
 )
@@ -371,12 +371,7 @@ def tail_attribution(database: str, key: str, workdir: Path, requests: int = 500
 
 def profile_series(workdir: Path, size: int, seconds: float) -> dict[str, Any]:
     database = str(workdir / "profile-series.sqlite3")
-    remove_database(database)
-    store, ws, apps, key = setup_workspace(database)
-    segment = create_tracked_segment(store, ws)
-    store.close()
-    bulk_load(database, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), size,
-                                int(time.time()) * 1_000_000), segment.segment_key)
+    key = series_database(database, size)
     raw = str(workdir / "profile-series.txt")
     out: dict[str, Any] = {"size": size}
     try:
@@ -542,12 +537,7 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
     code under test is not edited). Tells what each part of a request costs against the
     bare endpoint."""
     database = str(workdir / "whatif-series.sqlite3")
-    remove_database(database)
-    store, ws, apps, key = setup_workspace(database)
-    segment = create_tracked_segment(store, ws)
-    store.close()
-    bulk_load(database, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), size,
-                                int(time.time()) * 1_000_000), segment.segment_key)
+    key = series_database(database, size)
     pythonpath = os.environ.get("PYTHONPATH", "")
     variants: dict[str, tuple[bool, str]] = {  # label: (read cache on, sitecustomize patch)
         "as shipped": (True, ""),
