@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from . import audience, buckets, ingest, ipallow, keys
 from .ratelimit import RateDecision, RateLimiter
@@ -97,6 +99,19 @@ class Service:
         if workspace_id is None:
             raise ClientError(401, INVALID_KEY)
         presented = keys.hash_key(token)
+        # A key admitted from this address is remembered while the stored data are
+        # unchanged (revoking it, or any other write, forgets it); refusals never are.
+        cache = self.store.answer_cache()
+        remembered = (_PRINCIPAL, workspace_id, presented, client_ip)
+        principal = cache.get(remembered) if cache is not None else None
+        if principal is None:
+            principal = self._admitted(workspace_id, presented, client_ip)
+            if cache is not None:
+                cache[remembered] = principal
+        self._touch(principal.key)
+        return principal
+
+    def _admitted(self, workspace_id: int, presented: bytes, client_ip: str | None) -> Principal:
         record = self.store.find_key_by_hash(workspace_id, presented)
         if (
             record is None
@@ -108,7 +123,6 @@ class Service:
         workspace = self.store.get_workspace(record.workspace_id)
         if workspace is None:
             raise ClientError(401, INVALID_KEY)
-        self._touch(record)
         return Principal(record, workspace)
 
     def _touch(self, record: ApiKey) -> None:
@@ -177,7 +191,41 @@ class Service:
         self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool = True
     ) -> list[dict[str, Any]]:
         """The series' points. With ``may_scan=False``, WouldBlock instead of counting from
-        the raw rows (off-grid zone rules) so that an event loop never runs a scan."""
+        the raw rows (off-grid zone rules) so that an event loop never runs a scan.
+
+        Answers are kept in the store's answer cache (where it has one), so a repeated
+        query skips parsing, bucketing and the rollup read while the stored data are
+        unchanged. An answer without ``ending_at`` depends on the clock only through the
+        bucket holding "now": it is reused while the clock stays in that bucket."""
+        return self._cached_series(workspace, query_pairs, may_scan).points
+
+    def data_series_json(
+        self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool = True
+    ) -> orjson.Fragment:
+        """``data_series`` already serialised as JSON (kept with the cached answer, so a
+        repeated query is not serialised again)."""
+        return self._cached_series(workspace, query_pairs, may_scan).json
+
+    def _cached_series(
+        self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool
+    ) -> _SeriesAnswer:
+        pairs = tuple(query_pairs)
+        cache = self.store.answer_cache()
+        key = (_SERIES_ANSWER, workspace, pairs)
+        now = self.clock()
+        if cache is not None:
+            kept = cache.get(key)
+            if kept is not None and kept.valid_from <= now < kept.valid_until:
+                return kept
+        answer = self._series_answer(workspace, pairs, now, may_scan)
+        if cache is not None:
+            cache[key] = answer
+        return answer
+
+    def _series_answer(
+        self, workspace: Workspace, query_pairs: tuple[tuple[str, str], ...], now: float,
+        may_scan: bool,
+    ) -> _SeriesAnswer:
         try:
             query = parse_series_query(query_pairs)
         except InvalidParameter as exc:
@@ -211,7 +259,7 @@ class Service:
 
         try:
             ending = (
-                int(self.clock())
+                int(now)
                 if query.ending_at is None
                 else buckets.resolve_ending(query.ending_at, zone)
             )
@@ -220,7 +268,11 @@ class Service:
             raise ClientError(400, "'ending_at' is out of the supported range") from None
 
         counts = self._count(workspace.workspace_id, app_key, segment_key, series, may_scan)
-        return _points(series, tuple(counts))
+        points = _points(series, tuple(counts))
+        serialised = orjson.Fragment(orjson.dumps(points))
+        if query.ending_at is None:  # "now": the same answer while now is in the last bucket
+            return _SeriesAnswer(points, serialised, series[-1].start, series[-1].end)
+        return _SeriesAnswer(points, serialised, float("-inf"), float("inf"))
 
     def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
         with _as_client_error():
@@ -265,6 +317,20 @@ class Service:
             )
             for b in series
         ]
+
+
+# Key prefixes of what the service keeps in the store's answer cache.
+_SERIES_ANSWER = "series-answer"
+_PRINCIPAL = "principal"
+
+
+class _SeriesAnswer(NamedTuple):
+    """A series' points, and the clock readings (epoch seconds) for which they hold."""
+
+    points: list[dict[str, Any]]
+    json: orjson.Fragment  # the points, serialised
+    valid_from: float
+    valid_until: float
 
 
 @functools.lru_cache(maxsize=1024)

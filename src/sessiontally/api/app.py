@@ -188,7 +188,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pairs = query_pairs(request)
 
         def action(principal: Principal, may_scan: bool) -> tuple[int, Any]:
-            data = service.data_series(principal.workspace, pairs, may_scan)
+            data = service.data_series_json(principal.workspace, pairs, may_scan)
             return 200, {"data": data, "message": "success"}
 
         return await guarded_read(request, "sessions.data_series", action)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,13 +26,27 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return json_response({"message": message}, status, headers)
 
 
-def query_pairs(request: Request) -> list[tuple[str, str]]:
+# Query strings up to this size are parsed once and remembered: dashboards repeat the same
+# few queries, and parsing was a tenth of a cached series request.
+MEMOISED_QUERY_BYTES = 1024
+
+
+def query_pairs(request: Request) -> tuple[tuple[str, str], ...]:
     """The query string as (name, value) pairs, repeats kept; ``+`` decodes to a space."""
-    raw = request.scope.get("query_string", b"").decode("latin-1")
-    return parse_qsl(raw, keep_blank_values=True, errors="replace")
+    raw: bytes = request.scope.get("query_string", b"")
+    if len(raw) <= MEMOISED_QUERY_BYTES:
+        return _parsed_query(raw)
+    return _parse_query(raw)
 
 
-def presented_key(request: Request, pairs: list[tuple[str, str]]) -> str | None:
+def _parse_query(raw: bytes) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="replace"))
+
+
+_parsed_query = functools.lru_cache(maxsize=512)(_parse_query)
+
+
+def presented_key(request: Request, pairs: tuple[tuple[str, str], ...]) -> str | None:
     """The key from ``Authorization: Bearer``, else from the legacy ``api_key`` parameter.
 
     A present but malformed Authorization header yields an empty string (always invalid).

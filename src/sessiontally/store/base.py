@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +165,5 @@ class Store(Protocol):
         self, workspace_id: int, app_key: int, start_us: int, end_us: int
     ) -> int: ...
     def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int: ...
+    # answers derived from the stored data, kept while it is unchanged (None: no such cache)
+    def answer_cache(self) -> dict[tuple[Any, ...], Any] | None: ...

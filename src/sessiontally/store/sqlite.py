@@ -211,6 +211,13 @@ class SqliteStore(SqlReads):
     def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, params).fetchall()
 
+    def answer_cache(self) -> dict[tuple[Any, ...], Any] | None:
+        """The read cache itself (this thread's connection): what callers keep there is
+        forgotten with it whenever any connection commits. Keys must be tuples whose first
+        item is a name of the caller's own (the store's entries start with SQL text or
+        "series")."""
+        return self._read_cache(self._conn())
+
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:

@@ -1,0 +1,142 @@
+"""The service's remembered answers (service.py): a repeated series query and a repeated
+key are answered from the store's answer cache, exactly while the stored data and, for a
+series ending "now", the clock's bucket are unchanged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from sessiontally import admin
+from sessiontally.ratelimit import RateDecision
+from sessiontally.service import ClientError, Service
+from sessiontally.store.base import NewSession, Workspace
+from sessiontally.store.sqlite import SqliteStore
+
+APP_ID = "00000000-0000-4000-8000-000000000001"
+ZONE = "America/New_York"
+# 2026-03-08 is a DST change in New York: days of 23 hours around it.
+NOON = datetime(2026, 3, 9, 12, 0, tzinfo=ZoneInfo(ZONE)).timestamp()
+
+
+class _NoLimit:
+    def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
+        return RateDecision(limit, limit, 0, True)
+
+    def close(self) -> None:
+        pass
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = SqliteStore(tmp_path / "service.sqlite3")
+    store.migrate()
+    ws = admin.create_workspace(store, "w", ZONE, 1000)
+    app = store.create_app(ws.workspace_id, APP_ID, "a", None)
+    clock = _Clock(NOON)
+    yield Service(store, _NoLimit(), clock), store, ws, app.app_key, clock
+    store.close()
+
+
+def _record(store: SqliteStore, ws: Workspace, app_key: int, sid: str, at: float) -> None:
+    store.record_sessions(ws.workspace_id, [NewSession(sid, "u", app_key, int(at * 1_000_000), None)])
+
+
+DAYS = (("length", "3"), ("unit", "day"))
+
+
+def test_a_repeated_query_is_answered_without_reading_again(served) -> None:  # type: ignore[no-untyped-def]
+    service, store, ws, app_key, _ = served
+    _record(store, ws, app_key, "a", NOON - 60)
+    first = service.data_series(ws, DAYS)
+    reads = []
+    original = store.count_by_quarters
+    store.count_by_quarters = lambda *a: reads.append(a) or original(*a)  # type: ignore[method-assign]
+    assert service.data_series(ws, list(DAYS)) is first  # a list of pairs is the same query
+    assert reads == []
+    assert orjson.loads(orjson.dumps(service.data_series_json(ws, DAYS))) == first
+    assert [p["sessions"] for p in first] == [0, 0, 1]
+
+
+def test_a_write_is_seen_by_the_next_query(served) -> None:  # type: ignore[no-untyped-def]
+    service, store, ws, app_key, _ = served
+    assert [p["sessions"] for p in service.data_series(ws, DAYS)] == [0, 0, 0]
+    _record(store, ws, app_key, "a", NOON - 60)
+    assert [p["sessions"] for p in service.data_series(ws, DAYS)] == [0, 0, 1]
+    other = SqliteStore(store.path)  # another process's store
+    try:
+        _record(other, ws, app_key, "b", NOON - 86_400)
+    finally:
+        other.close()
+    assert [p["sessions"] for p in service.data_series(ws, DAYS)] == [0, 1, 1]
+
+
+def test_a_series_ending_now_moves_with_the_clock(served) -> None:  # type: ignore[no-untyped-def]
+    """Remembered only while the clock stays in the last bucket: at local midnight the
+    answer is a new day, and a clock set back gets the earlier day again."""
+    service, store, ws, app_key, clock = served
+    midnight = datetime(2026, 3, 10, tzinfo=ZoneInfo(ZONE)).timestamp()
+    _record(store, ws, app_key, "a", midnight + 60)
+    before = service.data_series(ws, DAYS)
+    assert before[-1]["time"] == "2026-03-09"
+    clock.now = midnight - 0.001
+    assert service.data_series(ws, DAYS) is before
+    clock.now = midnight
+    after = service.data_series(ws, DAYS)
+    assert [p["time"] for p in after] == ["2026-03-08", "2026-03-09", "2026-03-10"]
+    assert [p["sessions"] for p in after] == [0, 0, 1]
+    clock.now = NOON
+    assert service.data_series(ws, DAYS)[-1]["time"] == "2026-03-09"
+
+
+def test_a_series_with_ending_at_does_not_depend_on_the_clock(served) -> None:  # type: ignore[no-untyped-def]
+    service, _, ws, _, clock = served
+    query = (*DAYS, ("ending_at", "2026-03-08"))
+    first = service.data_series(ws, query)
+    clock.now = NOON + 30 * 86_400
+    assert service.data_series(ws, query) is first
+    assert [p["time"] for p in first] == ["2026-03-06", "2026-03-07", "2026-03-08"]
+
+
+def test_refusals_and_scans_are_not_remembered(served) -> None:  # type: ignore[no-untyped-def]
+    service, store, ws, _, _ = served
+    with pytest.raises(ClientError):
+        service.data_series(ws, (("length", "0"), ("unit", "day")))
+    cache = store.answer_cache()
+    assert cache is not None and not any(key[0] == "series-answer" for key in cache)
+
+
+def test_a_key_is_remembered_per_client_address(served) -> None:  # type: ignore[no-untyped-def]
+    """An allowlisted key admitted from one address is still refused from another, and a
+    refused key is refused again (refusals are not kept)."""
+    service, store, ws, _, _ = served
+    key = admin.create_key(store, ws, "k", ["sessions.data_series"], allowed_ips=["10.0.0.0/8"]).key
+    for _ in range(2):
+        assert service.authenticate(key, "10.1.2.3").key.name == "k"
+        with pytest.raises(ClientError):
+            service.authenticate(key, "192.0.2.1")
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for _ in range(2):
+        with pytest.raises(ClientError):
+            service.authenticate(wrong, "10.1.2.3")
+
+
+def test_revoking_a_key_forgets_it(served) -> None:  # type: ignore[no-untyped-def]
+    service, store, ws, _, _ = served
+    key = admin.create_key(store, ws, "k", ["sessions.data_series"]).key
+    assert service.authenticate(key, "127.0.0.1").key.name == "k"
+    admin.revoke_key(store, ws, key)
+    with pytest.raises(ClientError):
+        service.authenticate(key, "127.0.0.1")
