@@ -57,16 +57,16 @@ def _remaining(response: Any) -> int:
 
 def test_a_busy_database_during_the_action_moves_it_to_a_thread(served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     client, service, headers = served
-    original = service.data_series
+    original = service.data_series_json
     calls: list[bool] = []
 
-    def data_series(workspace, pairs, may_scan=True):  # type: ignore[no-untyped-def]
+    def data_series_json(workspace, pairs, may_scan=True):  # type: ignore[no-untyped-def]
         calls.append(may_scan)
         if not may_scan:  # on the event loop
             raise sqlite3.OperationalError("database is locked")
         return original(workspace, pairs, may_scan)
 
-    monkeypatch.setattr(service, "data_series", data_series)
+    monkeypatch.setattr(service, "data_series_json", data_series_json)
     first = _remaining(client.get(SERIES, headers=headers))
     second = client.get(SERIES, headers=headers)
     assert _remaining(second) == first - 1  # counted once each
