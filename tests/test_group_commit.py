@@ -36,7 +36,7 @@ def make(path: Path) -> tuple[GroupCommit[sqlite3.Connection], list[int], thread
         commits.append(1)
 
     conn().execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
-    return GroupCommit(transaction, lambda c, sql: c.execute(sql)), commits, local
+    return GroupCommit(transaction), commits, local
 
 
 def test_each_writer_gets_its_own_result_and_everything_commits(tmp_path: Path) -> None:
@@ -84,3 +84,38 @@ def test_a_failing_piece_rolls_back_only_its_own_writes(tmp_path: Path) -> None:
     group.run(lambda c: c.execute("INSERT INTO t VALUES (11)"))
     check = sqlite3.connect(tmp_path / "g.db")
     assert [r[0] for r in check.execute("SELECT k FROM t")] == [11]
+
+
+def test_a_failing_piece_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
+    """Several pieces queued behind one leader share a transaction; the one that fails is
+    rolled back with it, and the others commit in a transaction run without it."""
+    group, commits, _ = make(tmp_path / "g.db")
+    results: dict[int, object] = {}
+
+    def piece(key: int):  # type: ignore[no-untyped-def]
+        def work(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO t VALUES (?)", (key,))
+            if key == 3:
+                raise ValueError("boom")
+            return key
+        return work
+
+    def writer(key: int) -> None:
+        try:
+            results[key] = group.run(piece(key))
+        except ValueError as exc:
+            results[key] = exc
+
+    with group._leader:  # hold the leader lock until every piece is queued
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        while len(group._queue) < 6:
+            threading.Event().wait(0.001)
+    for t in threads:
+        t.join()
+    assert isinstance(results.pop(3), ValueError)
+    assert results == {k: k for k in (0, 1, 2, 4, 5)}
+    check = sqlite3.connect(tmp_path / "g.db")
+    assert [r[0] for r in check.execute("SELECT k FROM t ORDER BY k")] == [0, 1, 2, 4, 5]
+    assert len(commits) == 1  # the group without the failing piece, in one commit

@@ -1,11 +1,16 @@
 """Group commit: concurrent writers of one process share a transaction.
 
 Each writer queues its work; whoever holds the leader lock runs every queued piece of
-work in one transaction (a savepoint each, so one failing piece does not undo the
-others) and commits once. Everyone gets their result only after that commit, so an
-acknowledgement still means durable. Under concurrency this turns N commits (N fsyncs,
-N rewrites of the pages the batches share) into one; alone, a writer just runs its own
-transaction.
+work in one transaction and commits once. Everyone gets their result only after that
+commit, so an acknowledgement still means durable. Under concurrency this turns N
+commits (N fsyncs, N rewrites of the pages the batches share) into one; alone, a writer
+just runs its own transaction.
+
+A piece of work that fails must not undo the others. Pieces do not run in savepoints
+(SQLite copies every page a savepoint changes to its journal first: that doubled the
+cost of inserting a batch, bench/RESULTS.md); instead, when one fails, the transaction
+is rolled back and the group runs again without it. Work is therefore run again after
+a rollback: it must depend only on the database (as recording a batch does).
 """
 
 from __future__ import annotations
@@ -30,10 +35,8 @@ class _Job:
 
 
 class GroupCommit(Generic[Conn]):
-    def __init__(self, transaction: Callable[[], AbstractContextManager[Conn]],
-                 savepoint: Callable[[Conn, str], None]) -> None:
+    def __init__(self, transaction: Callable[[], AbstractContextManager[Conn]]) -> None:
         self._transaction = transaction
-        self._savepoint = savepoint  # runs "SAVEPOINT job" / "RELEASE job" / "ROLLBACK TO job"
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._leader = threading.Lock()
@@ -54,21 +57,28 @@ class GroupCommit(Generic[Conn]):
         return job.result
 
     def _commit(self, group: list[_Job]) -> None:
+        failed: _Job | None = None
         try:
             with self._transaction() as conn:
                 for job in group:
-                    self._savepoint(conn, "SAVEPOINT job")
                     try:
                         job.result = job.work(conn)
                     except Exception as exc:  # this job's failure is its own
-                        self._savepoint(conn, "ROLLBACK TO job")
-                        job.error = exc
-                    self._savepoint(conn, "RELEASE job")
-        except BaseException as exc:  # the commit itself failed: nothing of the group is durable
+                        job.error, failed = exc, job
+                        raise
+        except Exception as exc:
             for job in group:
-                if job.error is None:
+                job.result = None
+            if failed is not None and len(group) > 1:
+                # Rolled back: the others run again, in a transaction of their own.
+                self._commit([job for job in group if job is not failed])
+            elif failed is None:  # BEGIN or COMMIT failed: nothing of the group is durable
+                for job in group:
                     job.error = exc
-                    job.result = None
+        except BaseException as exc:  # e.g. KeyboardInterrupt: no one's work is durable
+            for job in group:
+                job.error, job.result = exc, None
+            raise
         finally:
             for job in group:
                 job.done = True
