@@ -133,10 +133,12 @@ def _process(argv: list[str], env: dict[str, str], health: str,
 @contextmanager
 def server(database: str, workers: int = 1, env: dict[str, str] | None = None,
            log_path: str | None = None) -> Iterator[Server]:
-    """A real ``sessiontally serve`` process on a free loopback port (its stderr, where the
-    access log goes, kept in ``log_path`` if given)."""
-    environment = {**os.environ, "SESSIONTALLY_DATABASE": database, "SESSIONTALLY_LOG_LEVEL": "WARNING",
-                   **(env or {})}
+    """A real ``sessiontally serve`` process on a free loopback port, configured as shipped
+    (so with its JSON access log on; its stderr, where the log goes, is kept in
+    ``log_path`` if given, else in a temporary file)."""
+    environment = {**os.environ, "SESSIONTALLY_DATABASE": database}
+    environment.pop("SESSIONTALLY_LOG_LEVEL", None)  # the shipped default, unless env sets one
+    environment.update(env or {})
     argv = [sys.executable, "-m", "sessiontally", "serve", "--port", "{port}", "--workers", str(workers)]
     with _process(argv, environment, "/healthz", log_path) as srv:
         yield srv

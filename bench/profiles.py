@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -261,7 +262,6 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     steps called directly, of the whole ASGI app called in-process (routing, middleware,
     thread hop, JSON), and of the bare app the same way."""
     os.environ["SESSIONTALLY_DATABASE"] = database
-    os.environ.setdefault("SESSIONTALLY_LOG_LEVEL", "WARNING")
     # The read path (the cache is timed apart). Set for create_app below only: servers
     # started later by this process must not inherit it.
     previous = os.environ.get("SESSIONTALLY_READ_CACHE")
@@ -270,7 +270,10 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
 
     from sessiontally.api.app import create_app
 
-    app = create_app()
+    app = create_app()  # as shipped, with the access log on: its lines go to /dev/null here
+    for handler in logging.getLogger("sessiontally").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the app
     if previous is None:
         os.environ.pop("SESSIONTALLY_READ_CACHE")
     else:
@@ -531,20 +534,23 @@ _store.SqliteStore._read_cache = _read_cache
 
 def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -> dict[str, Any]:
     """Series req/s under wrk (8 connections), each with 1 and 2 workers, beside the bare
-    app: as shipped; as shipped without the rate-limit count, and also without the read
-    cache's data_version check; with the read cache off; with the cache off and no rollup
-    read (zeros). The patches are sitecustomize modules on the server's PYTHONPATH (the
-    code under test is not edited). Tells what each part of a request costs against the
-    bare endpoint."""
+    app: as shipped; as shipped with the access log off; as shipped without the rate-limit
+    count, and also without the read cache's data_version check; with the read cache off;
+    with the cache off and no rollup read (zeros). The patches are sitecustomize modules
+    on the server's PYTHONPATH (the code under test is not edited). Tells what each part
+    of a request costs against the bare endpoint."""
     database = str(workdir / "whatif-series.sqlite3")
     key = series_database(database, size)
     pythonpath = os.environ.get("PYTHONPATH", "")
-    variants: dict[str, tuple[bool, str]] = {  # label: (read cache on, sitecustomize patch)
-        "as shipped": (True, ""),
-        "as shipped, no rate-limit count": (True, _NO_RATE_COUNT),
-        "as shipped, no rate-limit count, no data_version check": (True, _NO_RATE_COUNT + _NO_VERSION_CHECK),
-        "read cache off": (False, ""),
-        "cache off, no rollup read": (False, _FREE_READ),
+    # label: (read cache on, sitecustomize patch, access log on)
+    variants: dict[str, tuple[bool, str, bool]] = {
+        "as shipped": (True, "", True),
+        "as shipped, access log off": (True, "", False),
+        "as shipped, no rate-limit count": (True, _NO_RATE_COUNT, True),
+        "as shipped, no rate-limit count, no data_version check": (
+            True, _NO_RATE_COUNT + _NO_VERSION_CHECK, True),
+        "read cache off": (False, "", True),
+        "cache off, no rollup read": (False, _FREE_READ, True),
     }
     out: dict[str, Any] = {"size": size, "duration": duration, "by_workers": {}}
     for workers in (1, 2):
@@ -552,8 +558,10 @@ def series_whatif(workdir: Path, size: int, duration: float, repeats: int = 2) -
         for _ in range(repeats):
             with bare_server(workers) as bare:
                 rows["bare app"].append(wrk_rps(bare.base, None, 8, duration))
-            for label, (cache_on, patch) in variants.items():
+            for label, (cache_on, patch, access_log) in variants.items():
                 env = {} if cache_on else {"SESSIONTALLY_READ_CACHE": "0"}
+                if not access_log:
+                    env["SESSIONTALLY_LOG_LEVEL"] = "WARNING"
                 if patch:
                     site = workdir / f"whatif-site-{abs(hash(label))}"
                     site.mkdir(exist_ok=True)

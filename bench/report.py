@@ -442,8 +442,9 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
     if sw:
         add(f"### Series req/s: what each part of a request weighs (wrk, 8 connections, "
             f"{size_name(sw['size'])} sessions)\n")
-        add("The server as shipped; as shipped with the rate-limit count replaced by an in-memory "
-            "decision, and also with the read cache's `PRAGMA data_version` check skipped (so the "
+        add("The server as shipped (its JSON access log on); as shipped with the access log off "
+            "(`SESSIONTALLY_LOG_LEVEL=WARNING`); as shipped with the rate-limit count replaced by an "
+            "in-memory decision, and also with the read cache's `PRAGMA data_version` check skipped (so the "
             "cache never expires: valid only in this read-only benchmark); with the read cache off "
             "(`SESSIONTALLY_READ_CACHE=0`); and with the cache off and `count_by_quarters` replaced "
             "by zeros. The patches are `sitecustomize` modules on the server's PYTHONPATH (the code "

@@ -5,9 +5,10 @@
 
 Options: ``--parts series overhead ingest memory profile`` runs some parts only (the
 others' results are taken from the last run of the same mode, kept in
-``<workdir>/results-<mode>.json``); ``--report-only`` rewrites RESULTS.md from that file;
-``--workdir`` (default /tmp/sessiontally-bench) holds the generated data, deleted as each
-part ends.
+``bench/results-<mode>.json`` beside RESULTS.md and committed with it, so that a later
+session can re-run one part and still render a whole report); ``--report-only`` rewrites
+RESULTS.md from that file; ``--workdir`` (default /tmp/sessiontally-bench) holds the
+generated data, deleted as each part ends.
 
 The code measured is the ``sessiontally`` package Python imports. To measure a fixed
 commit while others edit the working tree: ``git worktree add /tmp/st HEAD``, then from
@@ -85,7 +86,7 @@ def main() -> None:
     config = CONFIGS[mode]
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    saved = workdir / f"results-{mode}.json"
+    saved = Path(args.output).resolve().parent / f"results-{mode}.json"
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
 
     def save() -> None:
