@@ -1,7 +1,9 @@
-"""HTTP helpers (api/http.py): the query string parsed once and remembered."""
+"""HTTP helpers (api/http.py): the query string parsed once and remembered, unless it
+may carry a key."""
 
 from __future__ import annotations
 
+import pytest
 from starlette.requests import Request
 
 from sessiontally.api import http
@@ -11,6 +13,11 @@ def _request(query: bytes) -> Request:
     return Request({"type": "http", "method": "GET", "path": "/", "query_string": query, "headers": []})
 
 
+@pytest.fixture(autouse=True)
+def _empty_memo() -> None:
+    http._parsed_queries.clear()
+
+
 def test_pairs_keep_repeats_blanks_and_decode_plus() -> None:
     assert http.query_pairs(_request(b"a=1&a=2&b=&c=x+y%2B")) == (
         ("a", "1"), ("a", "2"), ("b", ""), ("c", "x y+"),
@@ -18,15 +25,25 @@ def test_pairs_keep_repeats_blanks_and_decode_plus() -> None:
 
 
 def test_a_short_query_is_parsed_once() -> None:
-    query = b"length=100&unit=day&marker=test_a_short_query_is_parsed_once"
+    query = b"length=100&unit=day"
     first = http.query_pairs(_request(query))
     assert http.query_pairs(_request(query)) is first  # remembered: the same tuple
+    assert list(http._parsed_queries) == [query]
 
 
-def test_a_long_query_is_parsed_every_time_and_not_kept() -> None:
-    query = b"x=" + b"y" * http.MEMOISED_QUERY_BYTES
-    before = http._parsed_query.cache_info().currsize
+@pytest.mark.parametrize("query", [
+    b"x=" + b"y" * http.MEMOISED_QUERY_BYTES,  # too long
+    b"length=3&api_key=st_1_" + b"s" * 40,  # the legacy key parameter
+    b"length=3&api%5Fkey=secret",  # the same, escaped
+    b"length=3&token=st_1_" + b"s" * 40,  # a key where it does not belong
+])
+def test_long_queries_and_queries_with_keys_are_not_kept(query: bytes) -> None:
     first = http.query_pairs(_request(query))
-    assert first == (("x", "y" * (http.MEMOISED_QUERY_BYTES - 0)),)
-    assert http.query_pairs(_request(query)) is not first
-    assert http._parsed_query.cache_info().currsize == before
+    assert http.query_pairs(_request(query)) == first
+    assert http._parsed_queries == {}
+
+
+def test_the_memo_is_bounded() -> None:
+    for n in range(3 * http._MEMOISED_QUERIES):
+        http.query_pairs(_request(f"length={n}".encode()))
+        assert len(http._parsed_queries) <= http._MEMOISED_QUERIES

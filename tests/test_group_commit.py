@@ -36,7 +36,7 @@ def make(path: Path) -> tuple[GroupCommit[sqlite3.Connection], list[int], thread
         commits.append(1)
 
     conn().execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
-    return GroupCommit(transaction), commits, local
+    return GroupCommit(transaction, lambda c, sql: c.execute(sql)), commits, local
 
 
 def test_each_writer_gets_its_own_result_and_everything_commits(tmp_path: Path) -> None:
@@ -86,16 +86,20 @@ def test_a_failing_piece_rolls_back_only_its_own_writes(tmp_path: Path) -> None:
     assert [r[0] for r in check.execute("SELECT k FROM t")] == [11]
 
 
-def test_a_failing_piece_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
-    """Several pieces queued behind one leader share a transaction; the one that fails is
-    rolled back with it, and the others commit in a transaction run without it."""
+@pytest.mark.parametrize("failing", [{3}, {0, 3, 5}])
+def test_failing_pieces_in_a_shared_transaction_fail_alone(tmp_path: Path, failing: set[int]) -> None:
+    """Several pieces queued behind one leader share a transaction. When one fails, it is
+    rolled back; the group runs once more, each piece in a savepoint: the failing ones
+    fail alone, the others commit together."""
     group, commits, _ = make(tmp_path / "g.db")
+    runs: list[int] = []
     results: dict[int, object] = {}
 
     def piece(key: int):  # type: ignore[no-untyped-def]
         def work(c: sqlite3.Connection) -> int:
+            runs.append(key)
             c.execute("INSERT INTO t VALUES (?)", (key,))
-            if key == 3:
+            if key in failing:
                 raise ValueError("boom")
             return key
         return work
@@ -114,8 +118,23 @@ def test_a_failing_piece_in_a_shared_transaction_fails_alone(tmp_path: Path) -> 
             threading.Event().wait(0.001)
     for t in threads:
         t.join()
-    assert isinstance(results.pop(3), ValueError)
-    assert results == {k: k for k in (0, 1, 2, 4, 5)}
+    for key in failing:
+        assert isinstance(results.pop(key), ValueError)
+    kept = [k for k in range(6) if k not in failing]
+    assert results == {k: k for k in kept}
     check = sqlite3.connect(tmp_path / "g.db")
-    assert [r[0] for r in check.execute("SELECT k FROM t ORDER BY k")] == [0, 1, 2, 4, 5]
-    assert len(commits) == 1  # the group without the failing piece, in one commit
+    assert [r[0] for r in check.execute("SELECT k FROM t ORDER BY k")] == kept
+    assert len(commits) == 1  # the second run of the group, in one commit
+    assert len(runs) <= 6 + 6  # at most two runs of each piece
+
+
+def test_a_failed_commit_fails_every_piece(tmp_path: Path) -> None:
+    group, commits, local = make(tmp_path / "g.db")
+    # A deferred foreign key: the violation is reported at COMMIT, not by the piece.
+    local.conn.execute("PRAGMA foreign_keys=ON")
+    local.conn.execute("CREATE TABLE parent (k INTEGER PRIMARY KEY)")
+    local.conn.execute("CREATE TABLE child (k INTEGER REFERENCES parent DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError):
+        group.run(lambda c: c.execute("INSERT INTO child VALUES (1)"))
+    check = sqlite3.connect(tmp_path / "g.db")
+    assert check.execute("SELECT COUNT(*) FROM child").fetchone() == (0,)

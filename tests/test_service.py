@@ -13,13 +13,13 @@ import pytest
 
 from sessiontally import admin
 from sessiontally.ratelimit import RateDecision
-from sessiontally.service import ClientError, Service
+from sessiontally.service import ClientError, Service, WouldBlock
 from sessiontally.store.base import NewSession, Workspace
 from sessiontally.store.sqlite import SqliteStore
 
 APP_ID = "00000000-0000-4000-8000-000000000001"
 ZONE = "America/New_York"
-# 2026-03-08 is a DST change in New York: days of 23 hours around it.
+# 2026-03-08 is a DST change in New York (a day of 23 hours), in the series below.
 NOON = datetime(2026, 3, 9, 12, 0, tzinfo=ZoneInfo(ZONE)).timestamp()
 
 
@@ -57,6 +57,15 @@ def _record(store: SqliteStore, ws: Workspace, app_key: int, sid: str, at: float
 DAYS = (("length", "3"), ("unit", "day"))
 
 
+def _count_computations(service: Service) -> list[object]:
+    """From now on, a list that grows by one each time the service computes an answer
+    instead of using a kept one."""
+    computed: list[object] = []
+    original = service._series_answer
+    service._series_answer = lambda *a: computed.append(a) or original(*a)  # type: ignore[method-assign]
+    return computed
+
+
 def test_a_repeated_query_is_answered_without_reading_again(served) -> None:  # type: ignore[no-untyped-def]
     service, store, ws, app_key, _ = served
     _record(store, ws, app_key, "a", NOON - 60)
@@ -64,7 +73,7 @@ def test_a_repeated_query_is_answered_without_reading_again(served) -> None:  # 
     reads = []
     original = store.count_by_quarters
     store.count_by_quarters = lambda *a: reads.append(a) or original(*a)  # type: ignore[method-assign]
-    assert service.data_series(ws, list(DAYS)) is first  # a list of pairs is the same query
+    assert service.data_series(ws, list(DAYS)) == first  # a list of pairs is the same query
     assert reads == []
     assert orjson.loads(orjson.dumps(service.data_series_json(ws, DAYS))) == first
     assert [p["sessions"] for p in first] == [0, 0, 1]
@@ -91,8 +100,10 @@ def test_a_series_ending_now_moves_with_the_clock(served) -> None:  # type: igno
     _record(store, ws, app_key, "a", midnight + 60)
     before = service.data_series(ws, DAYS)
     assert before[-1]["time"] == "2026-03-09"
+    computed = _count_computations(service)
     clock.now = midnight - 0.001
-    assert service.data_series(ws, DAYS) is before
+    assert service.data_series(ws, DAYS) == before
+    assert computed == []
     clock.now = midnight
     after = service.data_series(ws, DAYS)
     assert [p["time"] for p in after] == ["2026-03-08", "2026-03-09", "2026-03-10"]
@@ -105,17 +116,46 @@ def test_a_series_with_ending_at_does_not_depend_on_the_clock(served) -> None:  
     service, _, ws, _, clock = served
     query = (*DAYS, ("ending_at", "2026-03-08"))
     first = service.data_series(ws, query)
+    computed = _count_computations(service)
     clock.now = NOON + 30 * 86_400
-    assert service.data_series(ws, query) is first
+    assert service.data_series(ws, query) == first
+    assert computed == []
     assert [p["time"] for p in first] == ["2026-03-06", "2026-03-07", "2026-03-08"]
 
 
-def test_refusals_and_scans_are_not_remembered(served) -> None:  # type: ignore[no-untyped-def]
+def _kept_answers(store: SqliteStore) -> list[object]:
+    cache = store.answer_cache()
+    assert cache is not None
+    return [key for key in cache if key[0] == "series-answer"]
+
+
+def test_refusals_and_deferred_scans_are_not_remembered(served) -> None:  # type: ignore[no-untyped-def]
     service, store, ws, _, _ = served
     with pytest.raises(ClientError):
         service.data_series(ws, (("length", "0"), ("unit", "day")))
-    cache = store.answer_cache()
-    assert cache is not None and not any(key[0] == "series-answer" for key in cache)
+    # Monrovia's days of 1971 start at 00:44:30 UTC, off the quarter-hour grid: a raw scan,
+    # which an event loop defers to a thread (WouldBlock)
+    off_grid = (*DAYS, ("time_zone", "Africa/Monrovia"), ("ending_at", "1971-06-01"))
+    with pytest.raises(WouldBlock):
+        service.data_series(ws, off_grid, may_scan=False)
+    assert _kept_answers(store) == []
+    assert [p["sessions"] for p in service.data_series(ws, off_grid)] == [0, 0, 0]  # in a thread
+    assert len(_kept_answers(store)) == 1
+
+
+def test_the_key_parameter_is_not_part_of_a_kept_answer(served) -> None:  # type: ignore[no-untyped-def]
+    service, store, ws, _, _ = served
+    secret = "st_1_" + "s" * 40
+    first = service.data_series_json(ws, (*DAYS, ("api_key", secret)))
+    assert orjson.loads(orjson.dumps(service.data_series_json(ws, DAYS))) == orjson.loads(orjson.dumps(first))
+    assert len(_kept_answers(store)) == 1
+    assert secret not in repr(store.answer_cache())
+
+
+def test_callers_cannot_change_a_kept_answer(served) -> None:  # type: ignore[no-untyped-def]
+    service, _, ws, _, _ = served
+    service.data_series(ws, DAYS)[0]["sessions"] = 99
+    assert service.data_series(ws, DAYS)[0]["sessions"] == 0
 
 
 def test_a_key_is_remembered_per_client_address(served) -> None:  # type: ignore[no-untyped-def]
@@ -133,10 +173,43 @@ def test_a_key_is_remembered_per_client_address(served) -> None:  # type: ignore
             service.authenticate(wrong, "10.1.2.3")
 
 
-def test_revoking_a_key_forgets_it(served) -> None:  # type: ignore[no-untyped-def]
+def test_a_revocation_by_another_process_is_seen_at_once(served) -> None:  # type: ignore[no-untyped-def]
     service, store, ws, _, _ = served
     key = admin.create_key(store, ws, "k", ["sessions.data_series"]).key
-    assert service.authenticate(key, "127.0.0.1").key.name == "k"
-    admin.revoke_key(store, ws, key)
+    assert service.authenticate(key, "127.0.0.1").key.name == "k"  # writes last-seen
+    assert service.authenticate(key, "127.0.0.1").key.name == "k"  # now remembered
+    cache = store.answer_cache()
+    assert cache is not None and any(k[0] == "principal" for k in cache)
+    operator = SqliteStore(store.path)  # `sessiontally key revoke` in another process
+    try:
+        admin.revoke_key(operator, ws, key)
+    finally:
+        operator.close()
     with pytest.raises(ClientError):
         service.authenticate(key, "127.0.0.1")
+
+
+def test_a_kept_answer_ends_with_its_bucket_across_dst_changes(served) -> None:  # type: ignore[no-untyped-def]
+    """The 23-hour day of 2026-03-08 is one bucket until its last second; the hour
+    01:00-02:00 repeated on 2026-11-01 is two buckets, each answered for itself."""
+    service, _, ws, _, clock = served
+    new_york = ZoneInfo(ZONE)
+    clock.now = datetime(2026, 3, 8, 0, 30, tzinfo=new_york).timestamp()
+    short_day = service.data_series(ws, DAYS)
+    computed = _count_computations(service)
+    clock.now = datetime(2026, 3, 8, 23, 59, 59, tzinfo=new_york).timestamp()  # 22.5 h later
+    assert service.data_series(ws, DAYS) == short_day
+    assert short_day[-1]["time"] == "2026-03-08" and computed == []
+    clock.now = datetime(2026, 3, 9, tzinfo=new_york).timestamp()
+    assert service.data_series(ws, DAYS)[-1]["time"] == "2026-03-09"
+
+    hours = (("length", "2"), ("unit", "hour"))
+    first_pass = datetime(2026, 11, 1, 1, 10, tzinfo=new_york, fold=0).timestamp()  # EDT
+    clock.now = first_pass
+    edt = service.data_series(ws, hours)
+    clock.now = first_pass + 3600  # 01:10 again, now EST
+    est = service.data_series(ws, hours)
+    assert edt[-1]["time"] != est[-1]["time"]
+    assert est[0]["time"] == edt[-1]["time"]
+    clock.now = first_pass + 1800  # 01:40 EDT: the first 01:00 bucket (computed again)
+    assert service.data_series(ws, hours) == edt

@@ -4,45 +4,49 @@ whatever mix of new, known and repeated ids a batch holds; the first write wins.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from sessiontally.store import Store
 from sessiontally.store.base import NewSession
 
-APP_ID = "00000000-0000-4000-8000-000000000001"
 T0 = 1_750_000_000 * 1_000_000
-
-
-def _session(sid: str, user: str, app_key: int, minute: int) -> NewSession:
-    return NewSession(sid, user, app_key, T0 + minute * 60_000_000, None)
 
 
 def test_batches_of_new_known_and_repeated_ids_count_each_id_once(store: Store) -> None:
     ws = store.create_workspace("record", "UTC", 1000).workspace_id
-    app = store.create_app(ws, APP_ID, "a", None).app_key
+    apps = [store.create_app(ws, f"00000000-0000-4000-8000-00000000000{n}", f"a{n}", None).app_key
+            for n in (1, 2)]
     rng = random.Random(11)
-    first_user: dict[str, str] = {}
-    recorded = duplicates = 0
-    for batch_number in range(12):
-        # new ids only, then mixes of new and known, one of only known ids, and repeats
-        # within a batch
-        size = rng.randrange(1, 60)
-        pool = list(first_user) if batch_number % 4 == 3 and first_user else None
+    first_app: dict[str, int] = {}  # session id -> the app of its first write
+    saw_mixed = False
+    for batch_number in range(16):
+        known = list(first_app)
         batch = []
-        for i in range(size):
-            sid = rng.choice(pool) if pool else (
-                rng.choice(list(first_user)) if first_user and batch_number and rng.random() < 0.3
-                else f"b{batch_number}-{i % max(1, size - 3)}")
-            batch.append(_session(sid, f"user-{batch_number}-{i}", app, rng.randrange(600)))
-        expected_new = []
+        for i in range(rng.randrange(1, 60)):
+            kind = rng.random()
+            if batch_number % 4 == 3 and known:
+                sid = rng.choice(known)  # a batch of known ids only (a retry)
+            elif known and kind < 0.3:
+                sid = rng.choice(known)
+            elif batch and kind < 0.4:
+                sid = rng.choice(batch).session_id  # repeated within the batch
+            else:
+                sid = f"b{batch_number}-{i}"
+            # a repeat comes from the other app: the counts tell which write won
+            app = apps[rng.randrange(2)] if sid not in first_app else apps[1 - apps.index(first_app[sid])]
+            batch.append(NewSession(sid, f"user{i}", app, T0 + rng.randrange(600) * 60_000_000, None))
+        new = 0
         for s in batch:
-            if s.session_id not in first_user:
-                first_user[s.session_id] = s.external_id
-                expected_new.append(s)
+            if s.session_id not in first_app:
+                first_app[s.session_id] = s.app_key
+                new += 1
+        saw_mixed |= 0 < new < len(batch)
         outcome = store.record_sessions(ws, batch)
-        assert (outcome.recorded, outcome.duplicates) == (len(expected_new), len(batch) - len(expected_new))
-        recorded += outcome.recorded
-        duplicates += outcome.duplicates
-    assert store.count_raw_sessions(ws) == len(first_user) == recorded
-    assert store.rollup_total(ws, 0, 0) == recorded
-    assert store.rollup_total(ws, app, 0) == recorded
-    assert duplicates > 0
+        assert (outcome.recorded, outcome.duplicates) == (new, len(batch) - new)
+    assert saw_mixed
+    assert store.count_raw_sessions(ws) == len(first_app)
+    assert store.rollup_total(ws, 0, 0) == len(first_app)
+    wins = Counter(first_app.values())
+    for app in apps:
+        assert store.rollup_total(ws, app, 0) == wins[app]
+        assert store.count_raw_in_range(ws, app, 0, 2**62) == wins[app]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 
 PERMISSIONS = (
     "sessions.data_series",
@@ -36,6 +37,12 @@ def workspace_of(key: str) -> int | None:
     """The workspace id a well-formed key names, or None for anything else."""
     match = _KEY_FORMAT.fullmatch(key)
     return int(match.group(1)) if match else None
+
+
+def query_may_hold_key(pairs: Iterable[tuple[str, str]]) -> bool:
+    """Whether query parameters may carry a key (the legacy ``api_key`` parameter, or
+    anything with a key's prefix): such a query string is never kept in a cache."""
+    return any(name == "api_key" or KEY_PREFIX in name or KEY_PREFIX in value for name, value in pairs)
 
 
 def hash_key(key: str) -> bytes:

@@ -197,19 +197,21 @@ class Service:
         query skips parsing, bucketing and the rollup read while the stored data are
         unchanged. An answer without ``ending_at`` depends on the clock only through the
         bucket holding "now": it is reused while the clock stays in that bucket."""
-        return self._cached_series(workspace, query_pairs, may_scan).points
+        return orjson.loads(self._cached_series(workspace, query_pairs, may_scan).json)
 
     def data_series_json(
         self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool = True
     ) -> orjson.Fragment:
         """``data_series`` already serialised as JSON (kept with the cached answer, so a
         repeated query is not serialised again)."""
-        return self._cached_series(workspace, query_pairs, may_scan).json
+        return orjson.Fragment(self._cached_series(workspace, query_pairs, may_scan).json)
 
     def _cached_series(
         self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool
     ) -> _SeriesAnswer:
-        pairs = tuple(query_pairs)
+        # The legacy api_key parameter names no part of the answer (the workspace does),
+        # and a key's secret is not kept in a cache.
+        pairs = tuple(pair for pair in query_pairs if pair[0] != "api_key")
         cache = self.store.answer_cache()
         key = (_SERIES_ANSWER, workspace, pairs)
         now = self.clock()
@@ -268,11 +270,10 @@ class Service:
             raise ClientError(400, "'ending_at' is out of the supported range") from None
 
         counts = self._count(workspace.workspace_id, app_key, segment_key, series, may_scan)
-        points = _points(series, tuple(counts))
-        serialised = orjson.Fragment(orjson.dumps(points))
+        serialised = orjson.dumps(_points(series, tuple(counts)))
         if query.ending_at is None:  # "now": the same answer while now is in the last bucket
-            return _SeriesAnswer(points, serialised, series[-1].start, series[-1].end)
-        return _SeriesAnswer(points, serialised, float("-inf"), float("inf"))
+            return _SeriesAnswer(serialised, series[-1].start, series[-1].end)
+        return _SeriesAnswer(serialised, float("-inf"), float("inf"))
 
     def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
         with _as_client_error():
@@ -327,8 +328,7 @@ _PRINCIPAL = "principal"
 class _SeriesAnswer(NamedTuple):
     """A series' points, and the clock readings (epoch seconds) for which they hold."""
 
-    points: list[dict[str, Any]]
-    json: orjson.Fragment  # the points, serialised
+    json: bytes  # the points, serialised: a few KB (a list of dicts would be ~30 KB)
     valid_from: float
     valid_until: float
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,24 +25,25 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return json_response({"message": message}, status, headers)
 
 
-# Query strings up to this size are parsed once and remembered: dashboards repeat the same
-# few queries, and parsing was a tenth of a cached series request.
+# Query strings up to this size are parsed once and remembered (512 of them at most):
+# dashboards repeat the same few queries, and parsing was a tenth of a cached series
+# request. One that may carry a key is never kept.
 MEMOISED_QUERY_BYTES = 1024
+_MEMOISED_QUERIES = 512
+_parsed_queries: dict[bytes, tuple[tuple[str, str], ...]] = {}
 
 
 def query_pairs(request: Request) -> tuple[tuple[str, str], ...]:
     """The query string as (name, value) pairs, repeats kept; ``+`` decodes to a space."""
     raw: bytes = request.scope.get("query_string", b"")
-    if len(raw) <= MEMOISED_QUERY_BYTES:
-        return _parsed_query(raw)
-    return _parse_query(raw)
-
-
-def _parse_query(raw: bytes) -> tuple[tuple[str, str], ...]:
-    return tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="replace"))
-
-
-_parsed_query = functools.lru_cache(maxsize=512)(_parse_query)
+    pairs = _parsed_queries.get(raw)
+    if pairs is None:
+        pairs = tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="replace"))
+        if len(raw) <= MEMOISED_QUERY_BYTES and not keys.query_may_hold_key(pairs):
+            if len(_parsed_queries) >= _MEMOISED_QUERIES:
+                _parsed_queries.clear()
+            _parsed_queries[raw] = pairs
+    return pairs
 
 
 def presented_key(request: Request, pairs: tuple[tuple[str, str], ...]) -> str | None:

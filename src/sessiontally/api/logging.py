@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import keys
+
 logger = logging.getLogger("sessiontally.access")
 SECRET_PARAMETERS = frozenset({"api_key"})
 MAX_LOGGED_QUERY = 512
@@ -38,21 +40,23 @@ def configure(level: str = "INFO") -> None:
     root.propagate = False
 
 
+_redacted_queries: dict[bytes, str] = {}
+_MEMOISED_QUERIES = 512
+
+
 def redacted_query(raw: bytes) -> str:
     # Dashboards repeat the same few queries: their redacted form is remembered (a tenth
-    # of a cached series request's time went here).
-    if len(raw) <= MEMOISED_QUERY_BYTES:
-        return _redacted_memo(raw)
-    return _redact(raw)
-
-
-def _redact(raw: bytes) -> str:
-    pairs = parse_qsl(raw.decode("latin-1")[: 16 * 1024], keep_blank_values=True)
-    safe = [(scrub(k), "[redacted]" if k in SECRET_PARAMETERS else scrub(v)) for k, v in pairs]
-    return urlencode(safe)[:MAX_LOGGED_QUERY]
-
-
-_redacted_memo = functools.lru_cache(maxsize=512)(_redact)
+    # of a cached series request's time went here), unless the query may hold a key.
+    redacted = _redacted_queries.get(raw)
+    if redacted is None:
+        pairs = parse_qsl(raw.decode("latin-1")[: 16 * 1024], keep_blank_values=True)
+        safe = [(scrub(k), "[redacted]" if k in SECRET_PARAMETERS else scrub(v)) for k, v in pairs]
+        redacted = urlencode(safe)[:MAX_LOGGED_QUERY]
+        if len(raw) <= MEMOISED_QUERY_BYTES and not keys.query_may_hold_key(pairs):
+            if len(_redacted_queries) >= _MEMOISED_QUERIES:
+                _redacted_queries.clear()
+            _redacted_queries[raw] = redacted
+    return redacted
 
 
 @functools.lru_cache(maxsize=2)

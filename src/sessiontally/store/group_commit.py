@@ -6,11 +6,13 @@ commit, so an acknowledgement still means durable. Under concurrency this turns 
 commits (N fsyncs, N rewrites of the pages the batches share) into one; alone, a writer
 just runs its own transaction.
 
-A piece of work that fails must not undo the others. Pieces do not run in savepoints
-(SQLite copies every page a savepoint changes to its journal first: that doubled the
-cost of inserting a batch, bench/RESULTS.md); instead, when one fails, the transaction
-is rolled back and the group runs again without it. Work is therefore run again after
-a rollback: it must depend only on the database (as recording a batch does).
+A piece of work that fails must not undo the others. Pieces first run without
+savepoints (SQLite copies every page a savepoint changes to its journal first: that
+doubled the cost of inserting a batch, bench/RESULTS.md). When one fails, that
+transaction is rolled back and the group runs once more, each piece in its own
+savepoint, so the failing piece (or pieces) is undone alone: at most two transactions,
+whatever fails. Work may therefore run twice: it must depend only on the database (as
+recording a batch does).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ class _Job:
 
 
 class GroupCommit(Generic[Conn]):
-    def __init__(self, transaction: Callable[[], AbstractContextManager[Conn]]) -> None:
+    def __init__(self, transaction: Callable[[], AbstractContextManager[Conn]],
+                 savepoint: Callable[[Conn, str], None]) -> None:
         self._transaction = transaction
+        self._savepoint = savepoint  # runs "SAVEPOINT job" / "RELEASE job" / "ROLLBACK TO job"
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._leader = threading.Lock()
@@ -57,28 +61,42 @@ class GroupCommit(Generic[Conn]):
         return job.result
 
     def _commit(self, group: list[_Job]) -> None:
-        failed: _Job | None = None
         try:
-            with self._transaction() as conn:
+            if not self._attempt(group, isolated=False) and len(group) > 1:
                 for job in group:
-                    try:
-                        job.result = job.work(conn)
-                    except Exception as exc:  # this job's failure is its own
-                        job.error, failed = exc, job
-                        raise
-        except Exception as exc:
-            for job in group:
-                job.result = None
-            if failed is not None and len(group) > 1:
-                # Rolled back: the others run again, in a transaction of their own.
-                self._commit([job for job in group if job is not failed])
-            elif failed is None:  # BEGIN or COMMIT failed: nothing of the group is durable
-                for job in group:
-                    job.error = exc
-        except BaseException as exc:  # e.g. KeyboardInterrupt: no one's work is durable
-            for job in group:
-                job.error, job.result = exc, None
-            raise
+                    job.result, job.error = None, None
+                self._attempt(group, isolated=True)
         finally:
             for job in group:
                 job.done = True
+
+    def _attempt(self, group: list[_Job], isolated: bool) -> bool:
+        """Run the group in one transaction, each piece in a savepoint when ``isolated``.
+        False when a piece failed outside a savepoint (everything was rolled back; that
+        piece holds its error)."""
+        try:
+            with self._transaction() as conn:
+                for job in group:
+                    if isolated:
+                        self._savepoint(conn, "SAVEPOINT job")
+                    try:
+                        job.result = job.work(conn)
+                    except Exception as exc:  # this job's failure is its own
+                        job.error, job.result = exc, None
+                        if not isolated:
+                            raise _PieceFailed from None
+                        self._savepoint(conn, "ROLLBACK TO job")
+                    if isolated:
+                        self._savepoint(conn, "RELEASE job")
+        except _PieceFailed:
+            return False
+        except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the group is durable
+            for job in group:
+                if job.error is None:
+                    job.error = exc
+                job.result = None
+        return True
+
+
+class _PieceFailed(Exception):
+    """A piece failed outside a savepoint: its transaction must be rolled back whole."""

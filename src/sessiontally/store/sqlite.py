@@ -83,7 +83,9 @@ class SqliteStore(SqlReads):
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         # Concurrent batches of this process share one transaction and one commit.
-        self._group: GroupCommit[sqlite3.Connection] = GroupCommit(self._write)
+        self._group: GroupCommit[sqlite3.Connection] = GroupCommit(
+            self._write, lambda conn, statement: conn.execute(statement)
+        )
 
     # ------------------------------------------------------------------ plumbing
 
