@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import time
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -38,3 +41,47 @@ def test_a_query_without_a_key_is_redacted_once() -> None:
     first = access_logging.redacted_query(b"length=3&unit=day")
     assert first == "length=3&unit=day"
     assert access_logging.redacted_query(b"length=3&unit=day") is first
+
+
+class _Chunks(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def _handler(interval: float) -> tuple[access_logging.BufferedLineHandler, _Chunks, logging.Logger]:
+    stream = _Chunks()
+    handler = access_logging.BufferedLineHandler(stream, interval)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger(f"test-buffered-{id(stream)}")
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return handler, stream, log
+
+
+def test_buffered_lines_are_written_whole_in_chunks_within_the_interval() -> None:
+    handler, stream, log = _handler(0.05)
+    lines = [f'{{"n":{n},"pad":"{"x" * (n % 300)}"}}' for n in range(500)]
+    for line in lines:
+        log.info(line)
+    deadline = time.monotonic() + 5
+    while stream.getvalue().count("\n") < len(lines) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.getvalue().splitlines() == lines  # all of them, in order
+    assert len(stream.writes) < len(lines) / 5  # in chunks, not a write per line
+    for chunk in stream.writes:
+        assert chunk.endswith("\n") and len(chunk) <= access_logging.PIPE_BUF
+    handler.close()
+
+
+def test_closing_writes_what_is_pending() -> None:
+    handler, stream, log = _handler(3600)
+    log.info("last words")
+    assert stream.getvalue() == ""
+    handler.close()
+    assert stream.getvalue() == "last words\n"

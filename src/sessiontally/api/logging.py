@@ -10,7 +10,9 @@ import functools
 import logging
 import re
 import sys
+import threading
 import time
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -31,6 +33,72 @@ def scrub(text: str) -> str:
     return _KEY_SHAPED.sub("st_[redacted]", text)
 
 
+ACCESS_LOG_FLUSH_S = 0.5  # how long an access-log line may wait in memory
+PIPE_BUF = 4096  # writes up to this size reach a pipe whole, between other processes' writes
+
+
+class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes its lines in chunks, at most ``interval`` seconds after they were logged
+    (as nginx's ``access_log ... buffer= flush=``): one system call for many requests
+    instead of one each. A chunk is whole lines of at most PIPE_BUF bytes, so lines of
+    several worker processes sharing one stderr never interleave. A crash loses at most
+    the last ``interval`` of lines; the access log is not the record of what was stored."""
+
+    def __init__(self, stream: Any, interval: float = ACCESS_LOG_FLUSH_S) -> None:
+        super().__init__(stream)
+        self.pending: list[str] = []
+        self.pending_bytes = 0
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_every_interval, name="access-log",
+                                         daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        self.pending.append(line)
+        self.pending_bytes += len(line)
+        if self.pending_bytes >= PIPE_BUF:
+            self._write_pending()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        chunk: list[str] = []
+        size = 0
+        for line in self.pending:
+            if chunk and size + len(line) > PIPE_BUF:
+                self.stream.write("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self.stream.write("".join(chunk))
+        self.pending, self.pending_bytes = [], 0
+        if hasattr(self.stream, "flush"):
+            self.stream.flush()
+
+    def _flush_every_interval(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # e.g. stderr closed at exit: nothing left to write to
+                return
+
+    def close(self) -> None:
+        self._stopping.set()
+        try:
+            self.flush()
+        finally:
+            super().close()
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -38,6 +106,14 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # The access log, one line per request, is written in chunks (BufferedLineHandler);
+    # warnings and errors go out at once.
+    access = BufferedLineHandler(sys.stderr)
+    access.setFormatter(logging.Formatter("%(message)s"))
+    for old in logger.handlers:
+        old.close()
+    logger.handlers[:] = [access]
+    logger.propagate = False
 
 
 _redacted_queries: dict[bytes, str] = {}
