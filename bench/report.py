@@ -137,7 +137,7 @@ def render(results: dict[str, Any]) -> str:
     add(f"- Machine: {run.get('machine', '?')}")
     part_runs = results.get("part_runs", {})
     if len(set(part_runs.values())) > 1:
-        add("- Parts come from these runs (same mode, results kept in the workdir's JSON):")
+        add("- Parts come from these runs (same mode, results kept in bench/results-<mode>.json):")
         for index in sorted(set(part_runs.values())):
             r = results["runs"][index]
             parts = ", ".join(p for p, i in part_runs.items() if i == index)
@@ -203,6 +203,11 @@ def _series(results: dict[str, Any], add: Any) -> None:
             continue
         load = s["load"]
         add(f"### {size_name(s['size'])} stored sessions\n")
+        series_run = results.get("part_runs", {}).get("series")
+        if s.get("run") is not None and s["run"] != series_run:
+            r = results["runs"][s["run"]]
+            add(f"Re-run alone: `{r.get('command')}`, {r.get('started')}, code at commit "
+                f"`{r.get('commit', '?')}` (the other sizes come from the series run above).\n")
         add(f"Bulk load: {load['sqlite_rows_per_s']:,.0f} rows/s into SQLite "
             f"({load['sqlite_seconds']:.0f} s, "
             f"file {load['sqlite_bytes'] / 2**30:.2f} GiB, {load['rollup_rows']:,} rollup rows); DuckDB "

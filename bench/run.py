@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
+    parser.add_argument("--series-sizes", type=int, nargs="+", metavar="N",
+                        help="with --parts series: re-run only these sizes, keeping the others"
+                             " (each size's section says which run it comes from)")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     args = parser.parse_args()
@@ -96,6 +99,8 @@ def main() -> None:
         command = "python bench/run.py" + (" --quick" if args.quick else "")
         if set(args.parts) != set(PARTS):
             command += " --parts " + " ".join(args.parts)
+        if args.series_sizes:
+            command += " --series-sizes " + " ".join(map(str, args.series_sizes))
         results.setdefault("runs", []).append({
             "command": command, "argv": shlex.join(sys.argv), "machine": machine(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average": load_average(),
@@ -116,16 +121,24 @@ def main() -> None:
         began = time.time()
         if "series" in args.parts:
             c = config["series"]
+            kept = {} if not args.series_sizes else {s["size"]: s for s in results.get("series", [])}
             results["series"] = []
             for size in c["sizes"]:
+                if args.series_sizes and size not in args.series_sizes and size in kept:
+                    results["series"].append(kept[size])
+                    continue
                 try:
-                    results["series"].append(
-                        series_latency.run_size(size, workdir, c["requests"], c["repeats"]))
+                    entry = series_latency.run_size(size, workdir, c["requests"], c["repeats"])
                 except series_latency.LoadTooSlow as exc:
-                    results["series"].append({"size": size, "skipped": str(exc)})
+                    entry = {"size": size, "skipped": str(exc)}
                     log(f"size {size:,} skipped: {exc}")
+                entry["run"] = run_index
+                results["series"].append(entry)
                 save()
-            done("series")
+            if not args.series_sizes:
+                done("series")
+            else:
+                save()
         if "overhead" in args.parts:
             c = config["overhead"]
             log("part 3: HTTP overhead")
