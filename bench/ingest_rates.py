@@ -12,7 +12,7 @@ each repeat so that ratios compare figures taken minutes apart:
 - ``bare executemany``: the rows into the same schema on a connection opened by the
   store itself, so with its settings (WAL, ``synchronous=FULL``, page cache, checkpoint
   interval; recorded in the results), ``BEGIN IMMEDIATE`` ... ``COMMIT`` per 1,000 rows
-  (also per 10,000 rows, the importer's batch size) - the engine's limit;
+  (also per 10,000 rows, and per the importer's batch size, 50,000) - the engine's limit;
 - HTTP: POST /sessions/track, 1,000 sessions a request, 1, 4 and 16 concurrent clients,
   against ``sessiontally serve`` (1 worker unless ``--workers``);
 - ``sessiontally import`` of the same sessions as an NDJSON file (the command's wall
@@ -46,6 +46,7 @@ from common import (
 from ingest_http import bodies_from_lines, post_all
 from sessions_data import SessionData
 
+from sessiontally import importer
 from sessiontally.store.sqlite import SqliteStore
 
 STORE_PRAGMAS = ("journal_mode", "synchronous", "cache_size", "wal_autocheckpoint", "page_size")
@@ -96,7 +97,8 @@ def parse_import_seconds(stderr: str) -> float | None:
 
 
 def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[int],
-        workers: int = 1, bare_batches: tuple[int, ...] = (1000, 10_000)) -> dict[str, Any]:
+        workers: int = 1,
+        bare_batches: tuple[int, ...] = (1000, 10_000, importer.BATCH_SIZE)) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     template = str(workdir / "ingest-template.sqlite3")
     database = str(workdir / "ingest.sqlite3")
