@@ -271,9 +271,10 @@ def decompose_series(database: str, key: str, n: int = 2000) -> dict[str, Any]:
     from sessiontally.api.app import create_app
 
     app = create_app()  # as shipped, with the access log on: its lines go to /dev/null here
-    for handler in logging.getLogger("sessiontally").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the app
+    for name in ("sessiontally", "sessiontally.access"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the app
     if previous is None:
         os.environ.pop("SESSIONTALLY_READ_CACHE")
     else:
