@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from segment_support import FakeClock, service_for
 
 from sessiontally import admin
-from sessiontally.ratelimit import RateDecision
 from sessiontally.service import ClientError, Service, WouldBlock
 from sessiontally.store.base import NewSession, Workspace
 from sessiontally.store.sqlite import SqliteStore
@@ -23,30 +23,14 @@ ZONE = "America/New_York"
 NOON = datetime(2026, 3, 9, 12, 0, tzinfo=ZoneInfo(ZONE)).timestamp()
 
 
-class _NoLimit:
-    def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
-        return RateDecision(limit, limit, 0, True)
-
-    def close(self) -> None:
-        pass
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     store = SqliteStore(tmp_path / "service.sqlite3")
     store.migrate()
     ws = admin.create_workspace(store, "w", ZONE, 1000)
     app = store.create_app(ws.workspace_id, APP_ID, "a", None)
-    clock = _Clock(NOON)
-    yield Service(store, _NoLimit(), clock), store, ws, app.app_key, clock
+    clock = FakeClock(NOON)
+    yield service_for(store, clock), store, ws, app.app_key, clock
     store.close()
 
 
