@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from .. import keys, limits
 from ..service import INVALID_KEY
+from .memo import MEMOISED_QUERIES, MEMOISED_QUERY_BYTES, QueryMemo  # noqa: F401 - re-exported
 
 
 class BodyTooLarge(Exception):
@@ -25,12 +26,8 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return json_response({"message": message}, status, headers)
 
 
-# Query strings up to this size are parsed once and remembered (512 of them at most):
-# dashboards repeat the same few queries, and parsing was a tenth of a cached series
-# request. One that may carry a key is never kept.
-MEMOISED_QUERY_BYTES = 1024
-_MEMOISED_QUERIES = 512
-_parsed_queries: dict[bytes, tuple[tuple[str, str], ...]] = {}
+_MEMOISED_QUERIES = MEMOISED_QUERIES
+_parsed_queries: QueryMemo[tuple[tuple[str, str], ...]] = QueryMemo()
 
 
 def query_pairs(request: Request) -> tuple[tuple[str, str], ...]:
@@ -39,10 +36,7 @@ def query_pairs(request: Request) -> tuple[tuple[str, str], ...]:
     pairs = _parsed_queries.get(raw)
     if pairs is None:
         pairs = tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="replace"))
-        if len(raw) <= MEMOISED_QUERY_BYTES and not keys.query_may_hold_key(pairs):
-            if len(_parsed_queries) >= _MEMOISED_QUERIES:
-                _parsed_queries.clear()
-            _parsed_queries[raw] = pairs
+        _parsed_queries.keep(raw, pairs, pairs)
     return pairs
 
 

@@ -18,12 +18,11 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import keys
+from .memo import MEMOISED_QUERY_BYTES, QueryMemo  # noqa: F401 - MEMOISED_QUERY_BYTES: re-exported
 
 logger = logging.getLogger("sessiontally.access")
 SECRET_PARAMETERS = frozenset({"api_key"})
 MAX_LOGGED_QUERY = 512
-MEMOISED_QUERY_BYTES = 1024
 # Anything shaped like a key (st_<workspace>_<secret>), wherever a client put it: in
 # another parameter (apikey=, token=, "Bearer st_..."), or in the path.
 _KEY_SHAPED = re.compile(r"st_[0-9]+_[A-Za-z0-9_-]{16,}", re.ASCII)
@@ -61,7 +60,7 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
             return
         self.pending.append(line)
-        self.pending_bytes += len(line)
+        self.pending_bytes += len(line.encode())
         if self.pending_bytes >= PIPE_BUF:
             self._write_pending()
 
@@ -73,11 +72,12 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         chunk: list[str] = []
         size = 0
         for line in self.pending:
-            if chunk and size + len(line) > PIPE_BUF:
+            length = len(line.encode())  # bytes: a line may hold non-ASCII characters
+            if chunk and size + length > PIPE_BUF:
                 self.stream.write("".join(chunk))
                 chunk, size = [], 0
             chunk.append(line)
-            size += len(line)
+            size += length
         if chunk:
             self.stream.write("".join(chunk))
         self.pending, self.pending_bytes = [], 0
@@ -116,22 +116,16 @@ def configure(level: str = "INFO") -> None:
     logger.propagate = False
 
 
-_redacted_queries: dict[bytes, str] = {}
-_MEMOISED_QUERIES = 512
+_redacted_queries: QueryMemo[str] = QueryMemo()
 
 
 def redacted_query(raw: bytes) -> str:
-    # Dashboards repeat the same few queries: their redacted form is remembered (a tenth
-    # of a cached series request's time went here), unless the query may hold a key.
     redacted = _redacted_queries.get(raw)
     if redacted is None:
         pairs = parse_qsl(raw.decode("latin-1")[: 16 * 1024], keep_blank_values=True)
         safe = [(scrub(k), "[redacted]" if k in SECRET_PARAMETERS else scrub(v)) for k, v in pairs]
         redacted = urlencode(safe)[:MAX_LOGGED_QUERY]
-        if len(raw) <= MEMOISED_QUERY_BYTES and not keys.query_may_hold_key(pairs):
-            if len(_redacted_queries) >= _MEMOISED_QUERIES:
-                _redacted_queries.clear()
-            _redacted_queries[raw] = redacted
+        _redacted_queries.keep(raw, pairs, redacted)
     return redacted
 
 
