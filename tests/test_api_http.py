@@ -47,3 +47,42 @@ def test_the_memo_is_bounded() -> None:
     for n in range(3 * http._MEMOISED_QUERIES):
         http.query_pairs(_request(f"length={n}".encode()))
         assert len(http._parsed_queries) <= http._MEMOISED_QUERIES
+
+
+def _with_headers(*headers: tuple[bytes, bytes], query: bytes = b"") -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "query_string": query,
+                    "headers": list(headers)})
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ((), None),
+    (((b"authorization", b"Bearer st_1_abc"),), "st_1_abc"),
+    (((b"authorization", b"  bearer   st_1_abc  "),), "st_1_abc"),
+    (((b"authorization", b"Basic dXNlcjpwYXNz"),), ""),  # present but not Bearer: invalid
+    (((b"authorization", b"Bearer st_1_first"), (b"authorization", b"Bearer st_1_second")), "st_1_first"),
+    (((b"x-other", b"1"),), None),
+])
+def test_the_key_comes_from_the_authorization_header(headers, expected) -> None:
+    assert http.presented_key(_with_headers(*headers), ()) == expected
+
+
+def test_the_header_wins_over_the_api_key_parameter() -> None:
+    pairs = (("api_key", "st_1_param"),)
+    assert http.presented_key(_with_headers(), pairs) == "st_1_param"
+    assert http.presented_key(_with_headers((b"authorization", b"Bearer st_1_hdr")), pairs) == "st_1_hdr"
+
+
+def test_json_responses_carry_their_length_type_and_headers() -> None:
+    response = http.json_response({"message": "é"}, 429, {"X-RateLimit-Limit": "10", "Retry-After": "1"})
+    assert response.status_code == 429
+    assert response.body == '{"message":"é"}'.encode()
+    assert response.raw_headers == [
+        (b"content-length", str(len(response.body)).encode()),
+        (b"content-type", b"application/json"),
+        (b"x-ratelimit-limit", b"10"),
+        (b"retry-after", b"1"),
+    ]
+    assert response.headers["content-type"] == "application/json"
+    assert http.json_response([]).raw_headers == [
+        (b"content-length", b"2"), (b"content-type", b"application/json"),
+    ]

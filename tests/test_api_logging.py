@@ -1,4 +1,5 @@
-"""The access log's helpers (api/logging.py): timestamps and redacted queries."""
+"""The access log's helpers (api/logging.py): timestamps, redacted queries and paths, and
+the buffered writer."""
 
 from __future__ import annotations
 
@@ -85,3 +86,42 @@ def test_closing_writes_what_is_pending() -> None:
     assert stream.getvalue() == ""
     handler.close()
     assert stream.getvalue() == "last words\n"
+
+
+def test_paths_are_scrubbed_and_only_clean_ones_kept() -> None:
+    access_logging._logged_paths.clear()
+    key = "st_12_" + "k" * 40
+    assert access_logging.logged_path("/sessions/data_series") == "/sessions/data_series"
+    assert access_logging.logged_path(f"/x/{key}") == "/x/st_[redacted]"
+    assert access_logging.logged_path("/" + "a" * 300) == "/" + "a" * 255
+    assert access_logging._logged_paths == {"/sessions/data_series": "/sessions/data_series"}
+    for n in range(2 * access_logging.MEMOISED_PATHS):
+        access_logging.logged_path(f"/p{n}")
+    assert len(access_logging._logged_paths) == access_logging.MEMOISED_PATHS  # bounded
+
+
+def test_access_lines_go_to_the_buffer_as_configured_else_through_logging() -> None:
+    access_logging.configure("INFO")
+    handler = access_logging.logger.handlers[0]
+    assert isinstance(handler, access_logging.BufferedLineHandler)
+    stream = _Chunks()
+    handler.setStream(stream)
+    access_logging.write_line('{"n":1}')
+    assert handler.pending == ['{"n":1}\n']  # straight into the buffer, written later
+    handler.flush()
+    assert stream.getvalue() == '{"n":1}\n'
+    # Any other set-up (here a filter) gets a LogRecord, which the filter sees.
+    seen: list[str] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return True
+
+    access_logging.logger.addFilter(keep)
+    try:
+        access_logging.write_line('{"n":2}')
+    finally:
+        access_logging.logger.removeFilter(keep)
+    handler.flush()
+    assert seen == ['{"n":2}'] and stream.getvalue() == '{"n":1}\n{"n":2}\n'
+    access_logging.configure("INFO")  # a fresh handler on stderr again

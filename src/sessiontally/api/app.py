@@ -72,7 +72,7 @@ def _admit(service: Service, request: Request, permission: str) -> Admitted | Re
     pairs = query_pairs(request)
     if len(request.scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
         return error_response(414, "Query string too long")
-    client = request.client.host if request.client else None
+    client = address[0] if (address := request.scope.get("client")) else None
     try:
         principal = service.authenticate(presented_key(request, pairs), client)
     except ClientError as exc:

@@ -55,12 +55,21 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
         try:
-            line = self.format(record) + "\n"
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
+        self._append(line + "\n")
+
+    def write_line(self, line: str) -> None:
+        """``line`` (no newline) as it is, without a LogRecord: the access log's own path,
+        a fifth of what ``Logger.handle`` costs a request (bench/RESULTS.md)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._append(line + "\n")
+
+    def _append(self, line: str) -> None:  # with the handler's lock held
         self.pending.append(line)
-        self.pending_bytes += len(line.encode())
+        self.pending_bytes += len(line) if line.isascii() else len(line.encode())
         if self.pending_bytes >= PIPE_BUF:
             self._write_pending()
 
@@ -72,7 +81,8 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         chunk: list[str] = []
         size = 0
         for line in self.pending:
-            length = len(line.encode())  # bytes: a line may hold non-ASCII characters
+            # bytes: a line may hold non-ASCII characters
+            length = len(line) if line.isascii() else len(line.encode())
             if chunk and size + length > PIPE_BUF:
                 self.stream.write("".join(chunk))
                 chunk, size = [], 0
@@ -129,6 +139,21 @@ def redacted_query(raw: bytes) -> str:
     return redacted
 
 
+_logged_paths: dict[str, str] = {}
+MEMOISED_PATHS = 256
+
+
+def logged_path(path: str) -> str:
+    """``path`` as logged: scrubbed of key-shaped text, at most 256 characters. The few
+    paths a server answers are scrubbed once; one that held a key is never kept."""
+    logged = _logged_paths.get(path)
+    if logged is None:
+        logged = scrub(path)[:256]
+        if logged == path and len(_logged_paths) < MEMOISED_PATHS:
+            _logged_paths[path] = logged
+    return logged
+
+
 @functools.lru_cache(maxsize=2)
 def _utc_second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
@@ -166,15 +191,24 @@ class AccessLogMiddleware:
             record = {
                 "ts": utc_timestamp(time.time()),
                 "method": scope["method"],
-                "path": scrub(scope["path"])[:256],
+                "path": logged_path(scope["path"]),
                 "query": redacted_query(query) if (query := scope.get("query_string", b"")) else "",
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "duration_ms": int((time.perf_counter() - started) * 1_000_000) / 1000,
                 "client": client[0] if client else None,
                 "workspace_id": state.get("workspace_id"),
             }
-            # Not logger.info: it would also walk the stack for a file and line that this
-            # line never shows (a tenth of the access log's cost).
-            logger.handle(logger.makeRecord(
-                logger.name, logging.INFO, __file__, 0, orjson.dumps(record).decode(), None, None
-            ))
+            write_line(orjson.dumps(record).decode())
+
+
+def write_line(line: str) -> None:
+    """One access-log line. As configured (one BufferedLineHandler, no filters) it goes
+    straight to the handler's buffer: a LogRecord, the filters and the formatter would cost
+    more than the rest of the access log (bench/RESULTS.md). Any other set-up (tests, an
+    embedding application's own handlers) gets a record as usual."""
+    handlers = logger.handlers
+    if len(handlers) == 1 and type(handlers[0]) is BufferedLineHandler and not logger.filters:
+        handlers[0].write_line(line)
+    else:
+        # Not logger.info: it would also walk the stack for a file and line never shown.
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))

@@ -146,24 +146,13 @@ class SqliteStore(SqlReads):
             self._local.reads = cached
         return cached[1]
 
-    @contextmanager
-    def pinned_reads(self) -> Iterator[None]:
+    def pinned_reads(self) -> _PinnedReads:
         """Reads in this block (this thread) check ``data_version`` once, at its start:
         one request's lookups cost one PRAGMA, and see the database as of that instant
         (every commit acknowledged before it). Never hold it across an ``await``. For an
         event loop's thread: its connection waits at most LOOP_BUSY_TIMEOUT_MS for a
         lock from then on (busy_errors), and must not be used for writes."""
-        conn = self._conn()
-        if not getattr(self._local, "loop_reader", False):
-            # This thread answers requests on an event loop: never wait 30 s there.
-            conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
-            self._local.loop_reader = True
-        cache = self._read_cache(conn)
-        self._local.pinned = cache
-        try:
-            yield
-        finally:
-            self._local.pinned = None
+        return _PinnedReads(self)
 
     def close(self) -> None:
         with self._lock:
@@ -517,3 +506,26 @@ def _split_sql(script: str) -> list[str]:
     """Statements of a migration file (no semicolons inside our statements' literals)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class _PinnedReads:
+    """``SqliteStore.pinned_reads``: a plain context manager (a generator-based one cost
+    as much as the PRAGMA it wraps, on every cached request)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        store = self.store
+        conn = store._conn()
+        local = store._local
+        if not getattr(local, "loop_reader", False):
+            # This thread answers requests on an event loop: never wait 30 s there.
+            conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
+            local.loop_reader = True
+        local.pinned = store._read_cache(conn)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.store._local.pinned = None
