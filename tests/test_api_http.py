@@ -4,13 +4,13 @@ may carry a key."""
 from __future__ import annotations
 
 import pytest
-from starlette.requests import Request
+from starlette.types import Scope
 
 from sessiontally.api import http
 
 
-def _request(query: bytes) -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/", "query_string": query, "headers": []})
+def _request(query: bytes) -> Scope:
+    return {"type": "http", "method": "GET", "path": "/", "query_string": query, "headers": []}
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +49,8 @@ def test_the_memo_is_bounded() -> None:
         assert len(http._parsed_queries) <= http._MEMOISED_QUERIES
 
 
-def _with_headers(*headers: tuple[bytes, bytes], query: bytes = b"") -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/", "query_string": query,
-                    "headers": list(headers)})
+def _with_headers(*headers: tuple[bytes, bytes], query: bytes = b"") -> Scope:
+    return {"type": "http", "method": "GET", "path": "/", "query_string": query, "headers": list(headers)}
 
 
 @pytest.mark.parametrize(("headers", "expected"), [

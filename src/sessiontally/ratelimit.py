@@ -15,16 +15,17 @@ import mmap
 import os
 import struct
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 WINDOW_SECONDS = 3600
 RATE_COUNTERS_SUFFIX = "-ratecounters"  # the counter file beside an embedded store
 
 
-@dataclass(frozen=True, slots=True)
-class RateDecision:
+class RateDecision(NamedTuple):
+    """A request's count against its workspace's hourly limit (a named tuple: one is made
+    per request, and a frozen dataclass's constructor costs several times more)."""
+
     limit: int
     remaining: int
     reset: int  # UTC epoch seconds of the next full hour

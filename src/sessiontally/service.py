@@ -211,7 +211,7 @@ class Service:
     ) -> _SeriesAnswer:
         # The legacy api_key parameter names no part of the answer (the workspace does),
         # and a key's secret is not kept in a cache.
-        pairs = tuple(pair for pair in query_pairs if pair[0] != "api_key")
+        pairs = tuple([pair for pair in query_pairs if pair[0] != "api_key"])
         cache = self.store.answer_cache()
         key = (_SERIES_ANSWER, workspace, pairs)
         now = self.clock()

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from .. import limits
 from ..config import Settings
@@ -34,6 +35,7 @@ from ..store import open_store, sqlite_sidecar
 from . import logging as access_logging
 from .http import (
     BodyTooLarge,
+    ScopeEndpoint,
     error_response,
     is_json_content_type,
     json_response,
@@ -66,18 +68,18 @@ def build_limiter(settings: Settings) -> RateLimiter:
 Admitted = tuple[Principal, dict[str, str]]
 
 
-def _admit(service: Service, request: Request, permission: str) -> Admitted | Response:
+def _admit(service: Service, scope: Scope, permission: str) -> Admitted | Response:
     """Authenticate, count, authorise: the principal and the rate-limit headers every
     later response carries, or the refusal to send."""
-    pairs = query_pairs(request)
-    if len(request.scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
+    pairs = query_pairs(scope)
+    if len(scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
         return error_response(414, "Query string too long")
-    client = address[0] if (address := request.scope.get("client")) else None
+    client = address[0] if (address := scope.get("client")) else None
     try:
-        principal = service.authenticate(presented_key(request, pairs), client)
+        principal = service.authenticate(presented_key(scope, pairs), client)
     except ClientError as exc:
         return json_response(exc.body, exc.status)
-    request.scope.setdefault("state", {})["workspace_id"] = principal.workspace.workspace_id
+    scope.setdefault("state", {})["workspace_id"] = principal.workspace.workspace_id
     try:
         decision = service.count_request(principal)
     except RateLimiterUnavailable:
@@ -101,9 +103,9 @@ def _act(action: Action, principal: Principal, headers: dict[str, str]) -> Respo
     return json_response(body, status, headers)
 
 
-def _guarded(service: Service, request: Request, permission: str, action: Action) -> Response:
+def _guarded(service: Service, scope: Scope, permission: str, action: Action) -> Response:
     """Admit, then act. Runs in a worker thread."""
-    admitted = _admit(service, request, permission)
+    admitted = _admit(service, scope, permission)
     if isinstance(admitted, Response):
         return admitted
     return _act(action, *admitted)
@@ -143,32 +145,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
     toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch") if inline_reads else None
     service = Service(store, limiter, background=_logged(toucher.submit) if toucher else None)
 
-    def migrated_then_guarded(request: Request, permission: str, action: Action) -> Response:
+    def migrated_then_guarded(scope: Scope, permission: str, action: Action) -> Response:
         ensure_migrated()
-        return _guarded(service, request, permission, action)
+        return _guarded(service, scope, permission, action)
 
-    async def guarded(request: Request, permission: str, action: Action) -> Response:
+    async def guarded(scope: Scope, permission: str, action: Action) -> Response:
         try:
-            return await run_in_threadpool(migrated_then_guarded, request, permission, action)
+            return await run_in_threadpool(migrated_then_guarded, scope, permission, action)
         except unavailable as exc:
-            log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
+            log.warning("store unavailable on %s %s: %s", scope["method"], scope["path"],
                         type(exc).__name__)
             return error_response(503, "Store unavailable; try again shortly", {"Retry-After": "1"})
 
     async def guarded_read(
-        request: Request, permission: str, action: Callable[[Principal, bool], tuple[int, Any]]
+        scope: Scope, permission: str, action: Callable[[Principal, bool], tuple[int, Any]]
     ) -> Response:
         """A read: on the event loop when reads never block (else as ``guarded``). An
         action that would scan (WouldBlock), or a read the database keeps busy beyond the
         loop connection's short timeout, finishes in a worker thread; a request is counted
         against the rate limit once whichever way it goes."""
         if not (inline_reads and migrated.is_set()):
-            return await guarded(request, permission, lambda principal: action(principal, True))
+            return await guarded(scope, permission, lambda principal: action(principal, True))
         admitted: Admitted | Response | None = None
         try:
             try:
                 with store.pinned_reads():  # type: ignore[attr-defined]  # inline_reads: SqliteStore
-                    admitted = _admit(service, request, permission)
+                    admitted = _admit(service, scope, permission)
                     if isinstance(admitted, Response):
                         return admitted
                     return _act(lambda principal: action(principal, False), *admitted)
@@ -176,29 +178,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 pass
             # Outside the pinned block: other requests run on this thread while it waits.
             if admitted is None:  # busy before the count (only reads come before it)
-                return await guarded(request, permission, lambda principal: action(principal, True))
+                return await guarded(scope, permission, lambda principal: action(principal, True))
             assert not isinstance(admitted, Response)
             return await run_in_threadpool(_act, lambda principal: action(principal, True), *admitted)
         except unavailable as exc:
-            log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
+            log.warning("store unavailable on %s %s: %s", scope["method"], scope["path"],
                         type(exc).__name__)
             return error_response(503, "Store unavailable; try again shortly", {"Retry-After": "1"})
 
-    async def data_series(request: Request) -> Response:
-        pairs = query_pairs(request)
+    async def data_series(scope: Scope) -> Response:
+        pairs = query_pairs(scope)
 
         def action(principal: Principal, may_scan: bool) -> tuple[int, Any]:
             data = service.data_series_json(principal.workspace, pairs, may_scan)
             return 200, {"data": data, "message": "success"}
 
-        return await guarded_read(request, "sessions.data_series", action)
+        return await guarded_read(scope, "sessions.data_series", action)
 
     async def post_json(
         request: Request, permission: str, record: Callable[[Principal, Any], Any]
     ) -> Response:
         """A JSON POST: refuse early what needs no body, read it within the limit, then
         authenticate, count and authorise before parsing it."""
-        refused = refuse_before_body(request)
+        refused = refuse_before_body(request.scope)
         if refused is not None:
             return refused
         try:
@@ -209,7 +211,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         def action(principal: Principal) -> tuple[int, Any]:
             return 201, record(principal, parse_json_body(request, raw))
 
-        return await guarded(request, permission, action)
+        return await guarded(request.scope, permission, action)
 
     async def sessions_track(request: Request) -> Response:
         return await post_json(
@@ -224,20 +226,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def segments_list(request: Request) -> Response:
-        pairs = query_pairs(request)
+        pairs = query_pairs(request.scope)
 
         def action(principal: Principal) -> tuple[int, Any]:
             return 200, service.list_segments(principal.workspace, pairs)
 
-        return await guarded(request, "segments.list", action)
+        return await guarded(request.scope, "segments.list", action)
 
     async def segments_details(request: Request) -> Response:
-        pairs = query_pairs(request)
+        pairs = query_pairs(request.scope)
 
         def action(principal: Principal) -> tuple[int, Any]:
             return 200, service.segment_details(principal.workspace, pairs)
 
-        return await guarded(request, "segments.details", action)
+        return await guarded(request.scope, "segments.details", action)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -282,7 +284,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store.close()
 
     routes = [
-        Route("/sessions/data_series", data_series, methods=["GET"]),
+        Route("/sessions/data_series", ScopeEndpoint(data_series), methods=["GET"]),
         Route("/sessions/track", sessions_track, methods=["POST"]),
         Route("/users/track", users_track, methods=["POST"]),
         Route("/segments/list", segments_list, methods=["GET"]),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from .. import keys, limits
 from ..service import INVALID_KEY
@@ -29,8 +30,8 @@ class JSONBytesResponse(Response):
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         raw = [(b"content-length", str(len(self.body)).encode()), (b"content-type", b"application/json")]
         if headers:
-            raw.extend((name.lower().encode("latin-1"), value.encode("latin-1"))
-                       for name, value in headers.items())
+            for name, value in headers.items():
+                raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         self.raw_headers = raw
 
 
@@ -47,9 +48,9 @@ _MEMOISED_QUERIES = MEMOISED_QUERIES
 _parsed_queries: QueryMemo[tuple[tuple[str, str], ...]] = QueryMemo()
 
 
-def query_pairs(request: Request) -> tuple[tuple[str, str], ...]:
+def query_pairs(scope: Scope) -> tuple[tuple[str, str], ...]:
     """The query string as (name, value) pairs, repeats kept; ``+`` decodes to a space."""
-    raw: bytes = request.scope.get("query_string", b"")
+    raw: bytes = scope.get("query_string", b"")
     pairs = _parsed_queries.get(raw)
     if pairs is None:
         pairs = tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="replace"))
@@ -57,14 +58,14 @@ def query_pairs(request: Request) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
-def presented_key(request: Request, pairs: tuple[tuple[str, str], ...]) -> str | None:
+def presented_key(scope: Scope, pairs: tuple[tuple[str, str], ...]) -> str | None:
     """The key from ``Authorization: Bearer``, else from the legacy ``api_key`` parameter.
 
     A present but malformed Authorization header yields an empty string (always invalid).
     """
     # The raw headers, not request.headers (built for one lookup): ASGI servers give
     # names in lower case, and the first Authorization header counts, as in Starlette.
-    for name, value in request.scope["headers"]:
+    for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").strip().partition(" ")
             return token.strip() if scheme.lower() == "bearer" else ""
@@ -74,13 +75,13 @@ def presented_key(request: Request, pairs: tuple[tuple[str, str], ...]) -> str |
     return None
 
 
-def refuse_before_body(request: Request) -> Response | None:
+def refuse_before_body(scope: Scope) -> Response | None:
     """The answer to a POST that cannot be authenticated, given before its body is read, so
     that a client without a key cannot make the server buffer up to 16 MiB (the same 414 and
     401 that the guard would give; a well-formed key is checked against the store later)."""
-    if len(request.scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
+    if len(scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
         return error_response(414, "Query string too long")
-    token = presented_key(request, query_pairs(request))
+    token = presented_key(scope, query_pairs(scope))
     if not token or len(token) > keys.MAX_KEY_LENGTH or keys.workspace_of(token) is None:
         return error_response(401, INVALID_KEY)
     return None
@@ -104,3 +105,17 @@ def is_json_content_type(request: Request) -> bool:
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class ScopeEndpoint:
+    """An endpoint that needs only the request's scope, called by Starlette as a plain ASGI
+    app: no Request object and one exception-handling layer fewer than a function
+    endpoint (Starlette's middleware, routing and error handlers still apply). For the
+    hottest route, the cached series, where those layers were a tenth of a request."""
+
+    def __init__(self, handler: Callable[[Scope], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(scope)
+        await response(scope, receive, send)

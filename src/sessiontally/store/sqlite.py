@@ -208,7 +208,8 @@ class SqliteStore(SqlReads):
         forgotten with it whenever any connection commits. Keys must be tuples whose first
         item is a name of the caller's own (the store's entries start with SQL text or
         "series")."""
-        return self._read_cache(self._conn())
+        pinned = getattr(self._local, "pinned", None)  # (the common case, checked first)
+        return pinned if pinned is not None else self._read_cache(self._conn())
 
     # ---------------------------------------------------------------- workspaces
 
