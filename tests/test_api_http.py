@@ -82,6 +82,8 @@ def test_json_responses_carry_their_length_type_and_headers() -> None:
         (b"retry-after", b"1"),
     ]
     assert response.headers["content-type"] == "application/json"
+    encoded = http.json_response({}, 200, {"Retry-After": "2"}, [(b"x-ratelimit-limit", b"5")])
+    assert encoded.raw_headers[2:] == [(b"x-ratelimit-limit", b"5"), (b"retry-after", b"2")]
     assert http.json_response([]).raw_headers == [
         (b"content-length", b"2"), (b"content-type", b"application/json"),
     ]

@@ -148,3 +148,11 @@ def test_a_huge_workspace_id_uses_one_block_not_gigabytes(tmp_path: Path) -> Non
         assert (tmp_path / "c").stat().st_blocks * 512 < 1 << 20  # sparse: a few blocks
     finally:
         limiter.close()
+
+
+def test_decisions_carry_their_headers_as_sent() -> None:
+    decision = decide(7, 5, 3600)
+    assert (decision.allowed, decision.remaining, decision.reset) == (False, 0, 7200)
+    assert decision.raw_headers() == [
+        (b"x-ratelimit-limit", b"5"), (b"x-ratelimit-remaining", b"0"), (b"x-ratelimit-reset", b"7200"),
+    ]

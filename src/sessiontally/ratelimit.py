@@ -31,12 +31,14 @@ class RateDecision(NamedTuple):
     reset: int  # UTC epoch seconds of the next full hour
     allowed: bool
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset),
-        }
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` as they go on the wire
+        (ASGI header names are lower case)."""
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % self.reset),
+        ]
 
 
 class RateLimiterUnavailable(RuntimeError):

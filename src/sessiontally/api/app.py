@@ -35,6 +35,7 @@ from ..store import open_store, sqlite_sidecar
 from . import logging as access_logging
 from .http import (
     BodyTooLarge,
+    RawHeaders,
     ScopeEndpoint,
     error_response,
     is_json_content_type,
@@ -65,7 +66,7 @@ def build_limiter(settings: Settings) -> RateLimiter:
     return PostgresRateLimiter(settings.database)
 
 
-Admitted = tuple[Principal, dict[str, str]]
+Admitted = tuple[Principal, RawHeaders]  # the rate-limit headers every later answer carries
 
 
 def _admit(service: Service, scope: Scope, permission: str) -> Admitted | Response:
@@ -84,23 +85,23 @@ def _admit(service: Service, scope: Scope, permission: str) -> Admitted | Respon
         decision = service.count_request(principal)
     except RateLimiterUnavailable:
         return error_response(503, "Rate limiter unavailable; try again shortly", {"Retry-After": "1"})
-    headers = decision.headers()
+    headers = decision.raw_headers()
     if not decision.allowed:
-        headers["Retry-After"] = str(max(1, decision.reset - int(time.time())))
-        return error_response(429, "Over rate limit", headers)
+        retry_after = {"Retry-After": str(max(1, decision.reset - int(time.time())))}
+        return error_response(429, "Over rate limit", retry_after, headers)
     try:
         service.require(principal, permission)
     except ClientError as exc:
-        return json_response(exc.body, exc.status, headers)
+        return json_response(exc.body, exc.status, None, headers)
     return principal, headers
 
 
-def _act(action: Action, principal: Principal, headers: dict[str, str]) -> Response:
+def _act(action: Action, principal: Principal, headers: RawHeaders) -> Response:
     try:
         status, body = action(principal)
     except ClientError as exc:
-        return json_response(exc.body, exc.status, headers)
-    return json_response(body, status, headers)
+        return json_response(exc.body, exc.status, None, headers)
+    return json_response(body, status, None, headers)
 
 
 def _guarded(service: Service, scope: Scope, permission: str, action: Action) -> Response:

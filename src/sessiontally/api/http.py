@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,6 +20,9 @@ class BodyTooLarge(Exception):
     pass
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+
 class JSONBytesResponse(Response):
     """A JSON response whose headers are built directly: Starlette's general
     ``init_headers`` (which looks for a caller's own content-type and content-length
@@ -27,21 +30,29 @@ class JSONBytesResponse(Response):
 
     media_type = "application/json"
 
-    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
-        raw = [(b"content-length", str(len(self.body)).encode()), (b"content-type", b"application/json")]
+    def __init__(self, body: bytes, status: int, headers: Mapping[str, str] | None,
+                 raw_headers: Sequence[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = body
+        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        raw += raw_headers
         if headers:
             for name, value in headers.items():
                 raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
         self.raw_headers = raw
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """``body`` as JSON; ``headers`` must not set content-type or content-length."""
-    return JSONBytesResponse(orjson.dumps(body), status, headers)
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None,
+                  raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> Response:
+    """``body`` as JSON with ``raw_headers`` (already encoded, names in lower case), then
+    ``headers``; neither may set content-type or content-length."""
+    return JSONBytesResponse(orjson.dumps(body), status, headers, raw_headers)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"message": message}, status, headers)
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None,
+                   raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> Response:
+    return json_response({"message": message}, status, headers, raw_headers)
 
 
 _MEMOISED_QUERIES = MEMOISED_QUERIES
