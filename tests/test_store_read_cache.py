@@ -133,3 +133,71 @@ class _NoLimit:
 
     def close(self) -> None:
         pass
+
+
+def _statements(store: SqliteStore) -> list[str]:
+    """The SQL this thread's connection runs from now on."""
+    seen: list[str] = []
+    store._conn().set_trace_callback(seen.append)
+    return seen
+
+
+def test_an_unchanged_wal_index_skips_the_pragma(opened) -> None:  # type: ignore[no-untyped-def]
+    store, ws, app, path = opened
+    _add(store, ws, app, "a")
+    assert _read(store, ws) == [0, 1, 0]
+    seen = _statements(store)
+    for _ in range(3):
+        assert _read(store, ws) == [0, 1, 0]
+    assert seen == []  # not even PRAGMA data_version: the WAL index header is unchanged
+    other = SqliteStore(path)
+    try:
+        _add(other, ws, app, "b")
+    finally:
+        other.close()
+    assert _read(store, ws) == [0, 2, 0]
+    assert "PRAGMA data_version" in seen
+
+
+def test_reads_match_a_fresh_store_across_writes_and_wal_restarts(opened) -> None:  # type: ignore[no-untyped-def]
+    """Against a brute-force oracle: a store that reads without any cache. Another
+    connection writes, sometimes checkpoints (the WAL restarts from its first frame, with
+    a new salt) and sometimes writes nothing; the cached store must always agree."""
+    import random
+
+    store, ws, app, path = opened
+    writer = SqliteStore(path)
+    oracle = SqliteStore(path, read_cache=0)
+    rng = random.Random(20261129)
+    try:
+        for step in range(300):
+            action = rng.random()
+            if action < 0.45:
+                _add(writer, ws, app, f"s{step}", Q0 + rng.randrange(3 * 96))
+            elif action < 0.55:
+                mode = rng.choice(["PASSIVE", "RESTART", "TRUNCATE"])
+                writer._conn().execute(f"PRAGMA wal_checkpoint({mode})")
+            elif action < 0.6:
+                _add(store, ws, app, f"own{step}", Q0 + rng.randrange(3 * 96))
+            assert _read(store, ws) == _read(oracle, ws), step
+    finally:
+        writer.close()
+        oracle.close()
+
+
+def test_closing_releases_the_wal_index_descriptors(tmp_path: Path) -> None:
+    import os
+
+    store = SqliteStore(tmp_path / "fds.sqlite3")
+    store.migrate()
+    store.create_workspace("w", "UTC", 1000)
+    descriptors = list(store._wal_indexes)
+    assert descriptors  # the migrating connection's
+    store.close()
+    assert store._wal_indexes == []
+    for fd in descriptors:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    memory = SqliteStore(":memory:")  # no -shm file: the PRAGMA always decides
+    assert memory._conn() is not None and memory._local.wal_index is None
+    memory.close()
