@@ -449,8 +449,9 @@ def _profiles(results: dict[str, Any], add: Any) -> None:
             f"{size_name(sw['size'])} sessions)\n")
         add("The server as shipped (its JSON access log on); as shipped with the access log off "
             "(`SESSIONTALLY_LOG_LEVEL=WARNING`); as shipped with the rate-limit count replaced by an "
-            "in-memory decision, and also with the read cache's `PRAGMA data_version` check skipped (so the "
-            "cache never expires: valid only in this read-only benchmark); with the read cache off "
+            "in-memory decision, and also with the read cache's validity check skipped (the WAL-index "
+            "header read and `PRAGMA data_version`: the cache then never expires, valid only in this "
+            "read-only benchmark); with the read cache off "
             "(`SESSIONTALLY_READ_CACHE=0`); and with the cache off and `count_by_quarters` replaced "
             "by zeros. The patches are `sitecustomize` modules on the server's PYTHONPATH (the code "
             "under test is not edited). req/s, min / **median** / max of the runs; the bare app "
