@@ -201,3 +201,27 @@ def test_closing_releases_the_wal_index_descriptors(tmp_path: Path) -> None:
     memory = SqliteStore(":memory:")  # no -shm file: the PRAGMA always decides
     assert memory._conn() is not None and memory._local.wal_index is None
     memory.close()
+
+
+def test_a_database_reached_through_a_symbolic_link_is_checked_beside_its_file(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    store = SqliteStore(real / "db.sqlite3")
+    store.migrate()
+    ws = store.create_workspace("w", "UTC", 1000).workspace_id
+    app = store.create_app(ws, APP_ID, "a", None).app_key
+    store.close()
+    (tmp_path / "link.sqlite3").symlink_to(real / "db.sqlite3")
+    # A stray file where the -shm of the link would be, that no commit ever changes.
+    (tmp_path / "link.sqlite3-shm").write_bytes(b"\0" * 32768)
+    linked = SqliteStore(tmp_path / "link.sqlite3")
+    writer = SqliteStore(real / "db.sqlite3")
+    try:
+        assert _read(linked, ws) == [0, 0, 0]
+        _add(writer, ws, app, "a")
+        assert _read(linked, ws) == [0, 1, 0]
+    finally:
+        linked.close()
+        writer.close()

@@ -74,7 +74,8 @@ def _open_wal_index(conn: sqlite3.Connection, path: str) -> int | None:
     if str(mode).lower() != "wal":
         return None
     try:
-        return os.open(f"{path}-shm", os.O_RDONLY | os.O_CLOEXEC)
+        # Beside the real file: SQLite follows a symbolic link to the database.
+        return os.open(f"{os.path.realpath(path)}-shm", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
 
