@@ -1,0 +1,60 @@
+"""Series req/s of two versions of the code against the bare endpoint, in one run (by hand,
+not part of run.py): the A/B for a change to the request path, over real HTTP.
+
+    git worktree add --detach /tmp/base <commit>
+    python bench/compare_commits.py --base /tmp/base/src --new src [--workers 1] [--rounds 3]
+
+Each round runs, one after another, the bare app, ``sessiontally serve`` with ``--base``
+first on its PYTHONPATH, and the same with ``--new``, each for ``--duration`` seconds under
+wrk (8 connections, after a short warm-up), on one 10^4-session database, asking the
+100-day series (answered from the read cache). It prints each round's req/s and each
+version's share of the bare endpoint's, then the medians. Alternating within a round is
+what makes the comparison fair on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from common import bare_server, remove_database, series_database, server
+from http_overhead import wrk_rps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the src/ folder of the base version")
+    parser.add_argument("--new", required=True, help="the src/ folder of the new version")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
+    args = parser.parse_args()
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    database = str(Path(args.workdir) / "compare.sqlite3")
+    key = series_database(database, 10_000)
+    versions = {"base": str(Path(args.base).resolve()), "new": str(Path(args.new).resolve())}
+    rows: dict[str, list[float]] = {"bare": [], "base": [], "new": []}
+    try:
+        for round_ in range(1, args.rounds + 1):
+            with bare_server(args.workers) as bare:
+                wrk_rps(bare.base, None, 8, 1)
+                rows["bare"].append(wrk_rps(bare.base, None, 8, args.duration))
+            for label, src in versions.items():
+                with server(database, workers=args.workers, env={"PYTHONPATH": src}) as srv:
+                    wrk_rps(srv.base, key, 8, 2)
+                    rows[label].append(wrk_rps(srv.base, key, 8, args.duration))
+            shares = ", ".join(f"{label} {rows[label][-1] / rows['bare'][-1]:.1%}" for label in versions)
+            print(f"round {round_}: " + ", ".join(f"{k} {v[-1]:,.0f} req/s" for k, v in rows.items())
+                  + f" ({shares})", flush=True)
+    finally:
+        remove_database(database)
+    medians = {k: statistics.median(v) for k, v in rows.items()}
+    print("medians: " + ", ".join(f"{k} {v:,.0f} req/s" for k, v in medians.items())
+          + " (" + ", ".join(f"{label} {medians[label] / medians['bare']:.1%}" for label in versions) + ")")
+
+
+if __name__ == "__main__":
+    main()
