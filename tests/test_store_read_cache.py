@@ -142,21 +142,30 @@ def _statements(store: SqliteStore) -> list[str]:
     return seen
 
 
+def _request(store: SqliteStore, ws: int) -> list[int]:
+    """A read as an event-loop request makes it: in a pinned block."""
+    with store.pinned_reads():
+        return _read(store, ws)
+
+
 def test_an_unchanged_wal_index_skips_the_pragma(opened) -> None:  # type: ignore[no-untyped-def]
     store, ws, app, path = opened
     _add(store, ws, app, "a")
-    assert _read(store, ws) == [0, 1, 0]
+    assert _request(store, ws) == [0, 1, 0]
     seen = _statements(store)
     for _ in range(3):
-        assert _read(store, ws) == [0, 1, 0]
+        assert _request(store, ws) == [0, 1, 0]
     assert seen == []  # not even PRAGMA data_version: the WAL index header is unchanged
     other = SqliteStore(path)
     try:
         _add(other, ws, app, "b")
     finally:
         other.close()
-    assert _read(store, ws) == [0, 2, 0]
+    assert _request(store, ws) == [0, 2, 0]
     assert "PRAGMA data_version" in seen
+    seen.clear()
+    assert _read(store, ws) == [0, 2, 0]  # outside a request's start: the PRAGMA decides
+    assert seen == ["PRAGMA data_version"]
 
 
 def test_reads_match_a_fresh_store_across_writes_and_wal_restarts(opened) -> None:  # type: ignore[no-untyped-def]
@@ -179,25 +188,31 @@ def test_reads_match_a_fresh_store_across_writes_and_wal_restarts(opened) -> Non
                 writer._conn().execute(f"PRAGMA wal_checkpoint({mode})")
             elif action < 0.6:
                 _add(store, ws, app, f"own{step}", Q0 + rng.randrange(3 * 96))
-            assert _read(store, ws) == _read(oracle, ws), step
+            assert _request(store, ws) == _read(oracle, ws), step
     finally:
         writer.close()
         oracle.close()
 
 
-def test_closing_releases_the_wal_index_descriptors(tmp_path: Path) -> None:
+def test_the_wal_index_descriptor_is_shared_and_closed_after_the_last_connection(
+    tmp_path: Path,
+) -> None:
+    """Closing a descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's included: one descriptor per file, closed only when no store uses it."""
     import os
 
-    store = SqliteStore(tmp_path / "fds.sqlite3")
-    store.migrate()
-    store.create_workspace("w", "UTC", 1000)
-    descriptors = list(store._wal_indexes)
-    assert descriptors  # the migrating connection's
-    store.close()
-    assert store._wal_indexes == []
-    for fd in descriptors:
-        with pytest.raises(OSError):
-            os.fstat(fd)
+    path = tmp_path / "fds.sqlite3"
+    first = SqliteStore(path)
+    first.migrate()
+    second = SqliteStore(path)
+    second._conn()
+    (descriptor,) = set(first._wal_indexes) | set(second._wal_indexes)  # one for both
+    first.close()
+    assert first._wal_indexes == []
+    os.fstat(descriptor)  # still open: the second store's connection uses the file
+    second.close()
+    with pytest.raises(OSError):
+        os.fstat(descriptor)
     memory = SqliteStore(":memory:")  # no -shm file: the PRAGMA always decides
     assert memory._conn() is not None and memory._local.wal_index is None
     memory.close()
@@ -219,9 +234,9 @@ def test_a_database_reached_through_a_symbolic_link_is_checked_beside_its_file(
     linked = SqliteStore(tmp_path / "link.sqlite3")
     writer = SqliteStore(real / "db.sqlite3")
     try:
-        assert _read(linked, ws) == [0, 0, 0]
+        assert _request(linked, ws) == [0, 0, 0]
         _add(writer, ws, app, "a")
-        assert _read(linked, ws) == [0, 1, 0]
+        assert _request(linked, ws) == [0, 1, 0]
     finally:
         linked.close()
         writer.close()

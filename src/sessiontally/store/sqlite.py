@@ -63,21 +63,56 @@ def _rows_in(
 WAL_INDEX_HEADER_BYTES = 48  # the first copy of the WAL-index header
 
 
-def _open_wal_index(conn: sqlite3.Connection, path: str) -> int | None:
-    """A read-only descriptor of the database's ``-shm`` file (the WAL index), opened after
-    ``conn`` has read in WAL mode, so that ``conn`` holds it: while ``conn`` lives, no other
-    connection can delete or truncate it (that takes an exclusive lock on the database,
-    which an open WAL connection's shared lock prevents). Close it before ``conn``. None
-    when there is none (not WAL, a database in memory): the PRAGMA then always runs."""
-    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-    conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # a read: the WAL is open
-    if str(mode).lower() != "wal":
-        return None
-    try:
+class _WalIndexFiles:
+    """Read-only descriptors of ``-shm`` files (WAL indexes), one per file per process,
+    shared by every SqliteStore connection to it and closed when the last one closes.
+
+    Closing *any* descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's own included (its shared "in use" lock on the WAL index, its read-mark and
+    writer locks). So a descriptor is closed only once no connection of this process to
+    the database is left; the process must not hold other SQLite connections to it
+    (the service opens databases only through SqliteStore). While one is open, the file
+    can be neither deleted nor replaced: that takes an exclusive lock on the database,
+    which an open WAL connection's shared lock prevents."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, list[int]] = {}  # real path of the -shm: [descriptor, users]
+
+    def acquire(self, conn: sqlite3.Connection, path: str) -> int | None:
+        """The descriptor for ``conn``'s database, counted as used by ``conn`` until
+        ``release``. Call once ``conn`` has read in WAL mode (it then holds the file).
+        None when there is no such file (not WAL, a database in memory)."""
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # a read: the WAL is open
+        if str(mode).lower() != "wal" or path in ("", ":memory:"):
+            return None
         # Beside the real file: SQLite follows a symbolic link to the database.
-        return os.open(f"{os.path.realpath(path)}-shm", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
+        shm = f"{os.path.realpath(path)}-shm"
+        with self._lock:
+            entry = self._open.get(shm)
+            if entry is None:
+                try:
+                    entry = [os.open(shm, os.O_RDONLY | os.O_CLOEXEC), 0]
+                except OSError:
+                    return None
+                self._open[shm] = entry
+            entry[1] += 1
+            return entry[0]
+
+    def release(self, descriptor: int) -> None:
+        """One connection using ``descriptor`` is closed; close it after the last."""
+        with self._lock:
+            for shm, entry in self._open.items():
+                if entry[0] == descriptor:
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        os.close(descriptor)
+                        del self._open[shm]
+                    return
+
+
+_wal_index_files = _WalIndexFiles()
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -131,12 +166,16 @@ class SqliteStore(SqlReads):
             # session ids dirty many pages, and the default checkpointed on nearly every
             # commit (measured: about 1.3x more sessions/s at 1M stored; bench/RESULTS.md).
             conn.execute("PRAGMA wal_autocheckpoint=10000")
-            self._local.conn = conn
-            self._local.wal_index = _open_wal_index(conn, self.path) if self.read_cache_entries else None
             with self._lock:
                 self._all.append(conn)
-                if self._local.wal_index is not None:
-                    self._wal_indexes.append(self._local.wal_index)
+            self._local.conn = conn
+            self._local.wal_index = None
+            if self.read_cache_entries:
+                wal_index = _wal_index_files.acquire(conn, self.path)
+                if wal_index is not None:
+                    with self._lock:
+                        self._wal_indexes.append(wal_index)
+                    self._local.wal_index = wal_index
         return conn
 
     @contextmanager
@@ -154,38 +193,44 @@ class SqliteStore(SqlReads):
             raise
         conn.execute("COMMIT")
 
-    def _read_cache(self, conn: sqlite3.Connection) -> dict[tuple[Any, ...], Any] | None:
+    def _read_cache(
+        self, conn: sqlite3.Connection, at_request_start: bool = False
+    ) -> dict[tuple[Any, ...], Any] | None:
         """This connection's cache of read answers (series counts, key and workspace
         lookups), valid while no other connection of any process has committed:
         ``PRAGMA data_version`` says so exactly. None when off, or inside a transaction
         (whose reads may include its own uncommitted writes).
 
         The PRAGMA costs a read transaction, i.e. two ``fcntl`` locks, which over HTTP was
-        a seventh of a cached request. So it runs only when the WAL-index header (the
-        first 48 bytes of the ``-shm`` file, sqlite.org/walformat.html) differs from the
-        one read before the last PRAGMA: every commit rewrites that header (the frame
-        count grows, or the salt changes when the WAL restarts) before COMMIT returns, so
-        an unchanged header means no commit since. A header read while a commit is being
-        published may be torn; it then differs, and the PRAGMA decides."""
+        a seventh of a cached request. So at the start of an event-loop request
+        (``at_request_start``: no statement of this connection is open, so its next read
+        sees the latest commit) it runs only when the WAL-index header (the first 48
+        bytes of the ``-shm`` file, sqlite.org/walformat.html) differs from the one read
+        before the last PRAGMA. Every commit rewrites that header (the frame count grows,
+        or the salt changes when the WAL restarts) before COMMIT returns, so an unchanged
+        header means no commit since. A header read while a commit is being published may
+        be torn; it then differs, and the PRAGMA decides. Elsewhere (worker threads, where
+        a caller might hold a statement open) the PRAGMA always decides, as it did."""
         if not self.read_cache_entries or conn.in_transaction:
             return None
         pinned = getattr(self._local, "pinned", None)
         if pinned is not None:
             return pinned
         cached = getattr(self._local, "reads", None)
+        header = None
         wal_index = getattr(self._local, "wal_index", None)
-        header = os.pread(wal_index, WAL_INDEX_HEADER_BYTES, 0) if wal_index is not None else None
-        if header is not None and len(header) < WAL_INDEX_HEADER_BYTES:
-            header = None  # not a WAL index (yet): never trusted
-        if cached is not None and header is not None and header == cached[2]:
-            entries = cached[1]
-            if len(entries) < self.read_cache_entries:
-                return entries
+        if at_request_start and wal_index is not None:
+            header = os.pread(wal_index, WAL_INDEX_HEADER_BYTES, 0)
+            if len(header) < WAL_INDEX_HEADER_BYTES:
+                header = None  # not a WAL index (yet): never trusted
+            elif (cached is not None and header == cached[2]
+                  and len(cached[1]) < self.read_cache_entries):
+                return cached[1]
         (version,) = conn.execute("PRAGMA data_version").fetchone()
         if cached is None or cached[0] != version or len(cached[1]) >= self.read_cache_entries:
             cached = (version, {}, header)
         elif header != cached[2]:
-            cached = (version, cached[1], header)  # (a write elsewhere reset the WAL, say)
+            cached = (version, cached[1], header)  # (a checkpoint restarted the WAL, say)
         self._local.reads = cached
         return cached[1]
 
@@ -199,12 +244,12 @@ class SqliteStore(SqlReads):
 
     def close(self) -> None:
         with self._lock:
-            for fd in self._wal_indexes:
-                os.close(fd)
-            self._wal_indexes.clear()
             for conn in self._all:
                 conn.close()
             self._all.clear()
+            for descriptor in self._wal_indexes:  # after the connections: see _WalIndexFiles
+                _wal_index_files.release(descriptor)
+            self._wal_indexes.clear()
         self._local = threading.local()
 
     def migrate(self) -> int:
@@ -572,7 +617,7 @@ class _PinnedReads:
             # This thread answers requests on an event loop: never wait 30 s there.
             conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
             local.loop_reader = True
-        local.pinned = store._read_cache(conn)
+        local.pinned = store._read_cache(conn, at_request_start=True)
 
     def __exit__(self, *exc_info: object) -> None:
         self.store._local.pinned = None
