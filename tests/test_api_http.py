@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.types import Scope
 
-from sessiontally.api import http
+from sessiontally.api import http, memo
 
 
 def _request(query: bytes) -> Scope:
@@ -32,7 +32,7 @@ def test_a_short_query_is_parsed_once() -> None:
 
 
 @pytest.mark.parametrize("query", [
-    b"x=" + b"y" * http.MEMOISED_QUERY_BYTES,  # too long
+    b"x=" + b"y" * memo.MEMOISED_QUERY_BYTES,  # too long
     b"length=3&api_key=st_1_" + b"s" * 40,  # the legacy key parameter
     b"length=3&api%5Fkey=secret",  # the same, escaped
     b"length=3&token=st_1_" + b"s" * 40,  # a key where it does not belong
@@ -44,9 +44,9 @@ def test_long_queries_and_queries_with_keys_are_not_kept(query: bytes) -> None:
 
 
 def test_the_memo_is_bounded() -> None:
-    for n in range(3 * http._MEMOISED_QUERIES):
+    for n in range(3 * memo.MEMOISED_QUERIES):
         http.query_pairs(_request(f"length={n}".encode()))
-        assert len(http._parsed_queries) <= http._MEMOISED_QUERIES
+        assert len(http._parsed_queries) <= memo.MEMOISED_QUERIES
 
 
 def _with_headers(*headers: tuple[bytes, bytes], query: bytes = b"") -> Scope:

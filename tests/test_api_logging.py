@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessiontally.api import logging as access_logging
+from sessiontally.api import memo
 
 
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
@@ -32,7 +33,7 @@ def test_keys_are_redacted_and_never_kept() -> None:
             assert key not in logged
             assert "redacted" in logged
     assert access_logging._redacted_queries == {}  # none of them kept: they hold a key
-    long = b"length=3&pad=" + b"p" * access_logging.MEMOISED_QUERY_BYTES
+    long = b"length=3&pad=" + b"p" * memo.MEMOISED_QUERY_BYTES
     access_logging.redacted_query(long)
     assert access_logging._redacted_queries == {}
 

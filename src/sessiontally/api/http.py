@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from .. import keys, limits
 from ..service import INVALID_KEY
-from .memo import MEMOISED_QUERIES, MEMOISED_QUERY_BYTES, QueryMemo  # noqa: F401 - re-exported
+from .memo import QueryMemo
 
 
 class BodyTooLarge(Exception):
@@ -55,7 +55,6 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return json_response({"message": message}, status, headers, raw_headers)
 
 
-_MEMOISED_QUERIES = MEMOISED_QUERIES
 _parsed_queries: QueryMemo[tuple[tuple[str, str], ...]] = QueryMemo()
 
 

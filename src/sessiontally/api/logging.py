@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .memo import MEMOISED_QUERY_BYTES, QueryMemo  # noqa: F401 - MEMOISED_QUERY_BYTES: re-exported
+from .memo import QueryMemo
 
 logger = logging.getLogger("sessiontally.access")
 SECRET_PARAMETERS = frozenset({"api_key"})

@@ -79,14 +79,13 @@ class _WalIndexFiles:
         self._lock = threading.Lock()
         self._open: dict[str, list[int]] = {}  # real path of the -shm: [descriptor, users]
 
-    def acquire(self, conn: sqlite3.Connection, path: str) -> int | None:
-        """The descriptor for ``conn``'s database, counted as used by ``conn`` until
-        ``release``. Call once ``conn`` has read in WAL mode (it then holds the file).
-        None when there is no such file (not WAL, a database in memory)."""
-        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # a read: the WAL is open
-        if str(mode).lower() != "wal" or path in ("", ":memory:"):
+    def acquire(self, conn: sqlite3.Connection, path: str, journal_mode: str) -> int | None:
+        """The descriptor for ``conn``'s database (in ``journal_mode``), counted as used by
+        ``conn`` until ``release``. None when there is no such file (not WAL, a database
+        in memory)."""
+        if journal_mode.lower() != "wal" or path in ("", ":memory:"):
             return None
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # a read: conn holds the WAL index
         # Beside the real file: SQLite follows a symbolic link to the database.
         shm = f"{os.path.realpath(path)}-shm"
         with self._lock:
@@ -156,7 +155,7 @@ class SqliteStore(SqlReads):
                 check_same_thread=False,
                 cached_statements=256,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            (journal_mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             # 8 MiB of page cache per connection (one per worker thread): the hot pages
@@ -171,7 +170,7 @@ class SqliteStore(SqlReads):
             self._local.conn = conn
             self._local.wal_index = None
             if self.read_cache_entries:
-                wal_index = _wal_index_files.acquire(conn, self.path)
+                wal_index = _wal_index_files.acquire(conn, self.path, str(journal_mode))
                 if wal_index is not None:
                     with self._lock:
                         self._wal_indexes.append(wal_index)
