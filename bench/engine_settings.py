@@ -22,7 +22,10 @@ measured and not adopted"):
 - ``lsm``: that log plus the hashed keys in leveled sorted runs (a log-structured merge
   tree on SQLite tables): new keys go to a small level 0; a level over its capacity
   (32,768 keys, x8 per level) is merged into the next in the same transaction; a batch
-  is probed against every non-empty level in one statement per level.
+  is probed against every non-empty level in one statement per level;
+- ``lsmrows``: no log and no hash: the rows themselves in leveled runs keyed by
+  ``(workspace_id, session_id)``, merged the same way (each level is a WITHOUT ROWID
+  table like ``sessions``).
 
 Prints sessions/s, bytes written to storage per row and the CPU share (and, for ``lsm``,
 microseconds per row by step). Used for the design notes in docs/architecture.md
@@ -53,6 +56,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "txn10k": {"batch": 10_000},
     "txn50k": {"batch": 50_000},
     "txn100k": {"batch": 100_000},
+    "txn200k": {"batch": 200_000},
     "sorted": {"sort": True},
     "sorted10k": {"batch": 10_000, "sort": True},
     "cache256": {"cache_kb": 262_144},
@@ -63,6 +67,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "log": {"layout": "log"},
     "hashkey": {"layout": "hashkey"},
     "lsm": {"layout": "lsm"},
+    "lsmrows": {"layout": "lsmrows"},
 }
 LOG_SCHEMA = SCHEMA.format(key="")
 LSM_LEVELS, LSM_LEVEL0_KEYS, LSM_FANOUT = 5, 32_768, 8
@@ -103,25 +108,41 @@ def _create(conn: sqlite3.Connection, layout: str, rowid: bool) -> None:
         for level in range(LSM_LEVELS):
             conn.execute(f"CREATE TABLE session_keys_{level} (h INTEGER NOT NULL, seq INTEGER NOT NULL,"
                          " PRIMARY KEY (h, seq)) WITHOUT ROWID")
+    if layout == "lsmrows":
+        conn.execute("DROP TABLE sessions")
+        for level in range(LSM_LEVELS):
+            conn.execute(SCHEMA.replace("TABLE sessions", f"TABLE sessions_{level}").format(
+                key=", PRIMARY KEY (workspace_id, session_id)") + " WITHOUT ROWID")
 
 
 def _preload(conn: sqlite3.Connection, layout: str, ids: list[str]) -> dict[int, int]:
     """The preload rows (and their keys, in the deepest level that holds them): key
     order for the keyed layouts, arrival order for the log. Returns keys per LSM level."""
     rows = ((sid, f"user{k % 100_000}", 1_700_000_000_000_000 + k)
-            for k, sid in enumerate(sorted(ids) if layout == "keyed" else ids))
+            for k, sid in enumerate(sorted(ids) if layout in ("keyed", "lsmrows") else ids))
+    levels = dict.fromkeys(range(LSM_LEVELS), 0)
+    if layout == "lsmrows":
+        level = _level_for(len(ids))
+        conn.executemany(f"INSERT INTO sessions_{level} VALUES (1, ?, ?, 1, ?, NULL)", rows)
+        levels[level] = len(ids)
+        return levels
     conn.executemany("INSERT INTO sessions VALUES (1, ?, ?, 1, ?, NULL)", rows)
     keys = sorted((key_hash(1, sid), seq) for seq, sid in enumerate(ids, start=1))
     if layout == "hashkey":
         conn.executemany("INSERT INTO session_keys VALUES (?, ?)", keys)
-    levels = dict.fromkeys(range(LSM_LEVELS), 0)
     if layout == "lsm":
-        level, capacity = 0, LSM_LEVEL0_KEYS
-        while capacity < len(keys) and level < LSM_LEVELS - 1:
-            level, capacity = level + 1, capacity * LSM_FANOUT
+        level = _level_for(len(keys))
         conn.executemany(f"INSERT INTO session_keys_{level} VALUES (?, ?)", keys)
         levels[level] = len(keys)
     return levels
+
+
+def _level_for(keys: int) -> int:
+    """The first level whose capacity holds ``keys``."""
+    level, capacity = 0, LSM_LEVEL0_KEYS
+    while capacity < keys and level < LSM_LEVELS - 1:
+        level, capacity = level + 1, capacity * LSM_FANOUT
+    return level
 
 
 def _write_log(conn: sqlite3.Connection, chunk: list[tuple[Any, ...]]) -> None:
@@ -141,6 +162,34 @@ def _write_hashkey(conn: sqlite3.Connection, chunk: list[tuple[Any, ...]]) -> No
         # (a conflict would be checked against the stored row: none here, the ids are new)
     conn.executemany("INSERT INTO sessions (rowid, workspace_id, session_id, external_id, app_key,"
                      " started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
+
+
+class _LsmRows:
+    """The rows themselves in leveled runs keyed by (workspace_id, session_id)."""
+
+    def __init__(self, levels: dict[int, int]) -> None:
+        self.levels = levels
+
+    def write(self, conn: sqlite3.Connection, chunk: list[tuple[Any, ...]]) -> None:
+        batch: dict[str, tuple[Any, ...]] = {}
+        for row in chunk:
+            batch.setdefault(row[1], row)
+        probe = json.dumps(list(batch))
+        for level, keys in self.levels.items():
+            if keys:
+                for (sid,) in conn.execute(f"SELECT session_id FROM sessions_{level} WHERE workspace_id = 1"
+                                           " AND session_id IN (SELECT value FROM json_each(?))", (probe,)):
+                    del batch[sid]
+        conn.executemany("INSERT INTO sessions_0 VALUES (?, ?, ?, ?, ?, ?)", list(batch.values()))
+        self.levels[0] += len(batch)
+        capacity = LSM_LEVEL0_KEYS
+        for level in range(LSM_LEVELS - 1):
+            if self.levels[level] > capacity:
+                conn.execute(f"INSERT INTO sessions_{level + 1} SELECT * FROM sessions_{level}")
+                conn.execute(f"DELETE FROM sessions_{level}")
+                self.levels[level + 1] += self.levels[level]
+                self.levels[level] = 0
+            capacity *= LSM_FANOUT
 
 
 class _Lsm:
@@ -209,7 +258,8 @@ def measure(path: str, preload: int, rows: int, batch: int = 1000, sort: bool = 
         _ids(rng, rows), rng.integers(0, 100_000, rows).tolist(), rng.integers(1, 4, rows).tolist(),
         rng.integers(1_700_000_000_000_000, 1_700_300_000_000_000, rows).tolist(), strict=True)]
     lsm = _Lsm(levels)
-    write = {"keyed": _write_log, "log": _write_log, "hashkey": _write_hashkey, "lsm": lsm.write}[layout]
+    write = {"keyed": _write_log, "log": _write_log, "hashkey": _write_hashkey, "lsm": lsm.write,
+             "lsmrows": _LsmRows(levels).write}[layout]
     written, began, cpu = _write_bytes(), time.perf_counter(), time.process_time()
     for start in range(0, rows, batch):
         chunk = new[start:start + batch]

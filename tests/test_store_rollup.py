@@ -95,6 +95,34 @@ def test_plan_read_from_levels_equals_brute_force(started: list[int], edges: lis
     assert totals == expected
 
 
+def _increments_oracle(fresh: list[NewSession], segments: list[tuple[int, ...]] | None,
+                       ) -> list[tuple[int, int, int, int]]:
+    """Brute force: each session once in its app and once in "all apps", for "all users"
+    and for each of its segments."""
+    counts: Counter[tuple[int, int, int]] = Counter()
+    for i, s in enumerate(fresh):
+        for seg in (0, *(segments[i] if segments else ())):
+            for app in (s.app_key, 0):
+                counts[(app, seg, s.started_at // QUARTER_US)] += 1
+    return sorted((*key, n) for key, n in counts.items())
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5000),
+                          st.lists(st.integers(1, 3), max_size=2, unique=True).map(tuple)),
+                max_size=200),
+       st.booleans())
+def test_rollup_increments_equal_brute_force(
+    drawn: list[tuple[int, int, tuple[int, ...]]], with_segments: bool
+) -> None:
+    """Both paths (no tracked segment, and segments per session) against the oracle."""
+    fresh = [NewSession(f"s{i}", "u", app, q * QUARTER_US + i, None) for i, (app, q, _) in enumerate(drawn)]
+    segments = [seg for _, _, seg in drawn] if with_segments else None
+    assert rollup_increments(fresh, segments) == _increments_oracle(fresh, segments)
+    if not with_segments:  # no segment per session counts like no tracked segment
+        assert rollup_increments(fresh, [()] * len(fresh)) == rollup_increments(fresh)
+
+
 def test_coarse_increments_are_sorted_and_keep_every_session() -> None:
     quarter_rows = [(0, 0, 5, 2), (0, 0, 7, 1), (0, 0, 100, 4), (1, 3, 5, 2)]
     rows = coarse_increments(quarter_rows)

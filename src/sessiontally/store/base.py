@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +36,12 @@ class ApiKey:
     last_seen_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class NewSession:
-    """A validated session, ready to record (times in microseconds since the epoch)."""
+class NewSession(NamedTuple):
+    """A validated session, ready to record (times in microseconds since the epoch).
+
+    A NamedTuple, not a frozen dataclass: one is built per recorded session, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs about 4x more
+    (bench/ingest_cost.py)."""
 
     session_id: str
     external_id: str

@@ -38,11 +38,20 @@ def rollup_increments(
     segment key in ``segments[i]`` (the tracked segments its user matched).
     """
     counts: Counter[tuple[int, int, int]] = Counter()
-    for i, session in enumerate(fresh):
-        quarter = session.started_at // QUARTER_US
-        for segment_key in (ALL_USERS, *(segments[i] if segments else ())):
-            counts[(session.app_key, segment_key, quarter)] += 1
-            counts[(ALL_APPS, segment_key, quarter)] += 1
+    if not segments:
+        # No tracked segment (the common case): count (app, quarter) pairs in one C loop,
+        # then add each pair to its app and to "all apps".
+        per_app = Counter(zip([s.app_key for s in fresh],
+                              [s.started_at // QUARTER_US for s in fresh], strict=True))
+        for (app_key, quarter), n in per_app.items():
+            counts[(app_key, ALL_USERS, quarter)] += n
+            counts[(ALL_APPS, ALL_USERS, quarter)] += n
+    else:
+        for i, session in enumerate(fresh):
+            quarter = session.started_at // QUARTER_US
+            for segment_key in (ALL_USERS, *segments[i]):
+                counts[(session.app_key, segment_key, quarter)] += 1
+                counts[(ALL_APPS, segment_key, quarter)] += 1
     return sorted((app, seg, quarter, n) for (app, seg, quarter), n in counts.items())
 
 
