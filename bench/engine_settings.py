@@ -57,6 +57,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "txn50k": {"batch": 50_000},
     "txn100k": {"batch": 100_000},
     "txn200k": {"batch": 200_000},
+    "ckpt30k": {"checkpoint": 30_000},
+    "ckpt50k": {"checkpoint": 50_000},
+    "ckpt100k": {"checkpoint": 100_000},
+    "ckpt200k": {"checkpoint": 200_000},
     "sorted": {"sort": True},
     "sorted10k": {"batch": 10_000, "sort": True},
     "cache256": {"cache_kb": 262_144},
@@ -237,7 +241,7 @@ class _Lsm:
 
 def measure(path: str, preload: int, rows: int, batch: int = 1000, sort: bool = False,
             page: int = 4096, cache_kb: int = 8192, rowid: bool = False,
-            sync: str = "FULL", layout: str = "keyed") -> dict[str, Any]:
+            sync: str = "FULL", layout: str = "keyed", checkpoint: int = 10_000) -> dict[str, Any]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA page_size={page}")
     _create(conn, layout, rowid)
@@ -252,7 +256,7 @@ def measure(path: str, preload: int, rows: int, batch: int = 1000, sort: bool = 
     conn.close()
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", f"synchronous={sync}", f"cache_size=-{cache_kb}",
-                   "wal_autocheckpoint=10000"):
+                   f"wal_autocheckpoint={checkpoint}"):
         conn.execute(f"PRAGMA {pragma}")
     new = [(1, sid, f"user{u}", a, s, None) for sid, u, a, s in zip(
         _ids(rng, rows), rng.integers(0, 100_000, rows).tolist(), rng.integers(1, 4, rows).tolist(),
