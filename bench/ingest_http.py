@@ -35,9 +35,10 @@ def bodies_from_lines(lines: Iterable[bytes], batch: int) -> Iterator[bytes]:
         yield b'{"sessions":[' + b",".join(chunk) + b"]}"
 
 
-def post_all(base: str, key: str, bodies: Iterable[bytes], clients: int) -> tuple[int, int, float]:
+def post_all(base: str, key: str, bodies: Iterable[bytes], clients: int,
+             latencies: list[float] | None = None) -> tuple[int, int, float]:
     """Post every body with ``clients`` concurrent keep-alive connections; returns
-    (sessions recorded, duplicates, seconds)."""
+    (sessions recorded, duplicates, seconds). Each POST's seconds go to ``latencies``."""
     source = iter(bodies)
     lock = threading.Lock()
     totals = {"recorded": 0, "duplicates": 0}
@@ -51,7 +52,10 @@ def post_all(base: str, key: str, bodies: Iterable[bytes], clients: int) -> tupl
                     body = next(source, None)
                 if body is None or failures:
                     return
+                sent = time.perf_counter()
                 status, raw = client.post_json("/sessions/track", body)
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - sent)  # list.append is atomic
                 if status != 201:
                     failures.append(f"{status} {raw[:300]!r}")
                     return

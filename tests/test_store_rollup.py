@@ -108,7 +108,7 @@ def _increments_oracle(fresh: list[NewSession], segments: list[tuple[int, ...]] 
 
 
 @settings(max_examples=200)
-@given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5000),
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 20),  # few pairs: many repeats
                           st.lists(st.integers(1, 3), max_size=2, unique=True).map(tuple)),
                 max_size=200),
        st.booleans())
