@@ -166,7 +166,7 @@ class SqliteStore(SqlReads):
             # batches of random session ids dirty about one page per session, and a page
             # written by many commits between two checkpoints is copied back only once.
             # Measured: 10,000 pages gave ~1.3x the default's sessions/s, 100,000 another
-            # +3-20% over HTTP (bench/RESULTS.md); the cost is WAL disk space and a longer
+            # 1.2x over HTTP (bench/RESULTS.md); the cost is WAL disk space and a longer
             # recovery after a crash (docs/operations.md).
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             with self._lock:
