@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -417,6 +418,18 @@ def bulk_load_sqlite(path: str, workspace_id: int, app_keys: list[int], count: i
     ds = Dataset(workspace_id, tuple(app_keys), count, end_us, days, seed, chunk=chunk)
     report = bulk_load(path, ds, segment_key)
     return count / (report.sqlite_seconds + report.generate_seconds)
+
+
+def callgrind_instructions(argv: list[str]) -> int:
+    """The instructions ``valgrind --tool=callgrind`` counts while running ``argv`` (a
+    count that does not move with the machine's load; valgrind must be installed)."""
+    with tempfile.TemporaryDirectory(prefix="sessiontally-callgrind-") as out:
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out", *argv],
+                              capture_output=True, text=True, check=True)
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if not match:
+        raise RuntimeError(f"cannot read callgrind's total:\n{done.stderr[-2000:]}")
+    return int(match.group(1))
 
 
 def final_checkpoint(database: str) -> float:

@@ -21,9 +21,7 @@ Needs valgrind (``apt-get install valgrind``) for the first measure.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +54,7 @@ def _workspace(folder: str) -> tuple[str, int, list[str], list[int]]:
 
 
 def instructions_per_session(sessions: int) -> int:
+    from common import callgrind_instructions
     from sessions_data import SessionData
 
     totals = []
@@ -68,14 +67,8 @@ def instructions_per_session(sessions: int) -> int:
         for n, path in ((0, empty), (sessions, data)):
             database = str(Path(folder) / f"run-{n}.sqlite3")
             shutil.copyfile(template, database)
-            out = str(Path(folder) / f"cg-{n}.out")
-            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                    sys.executable, __file__, "--child", database, str(workspace_id), path]
-            done = subprocess.run(argv, capture_output=True, text=True, check=True)
-            match = re.search(r"Collected : (\d+)", done.stderr)
-            if not match:
-                raise RuntimeError(f"cannot read callgrind's total:\n{done.stderr[-2000:]}")
-            totals.append(int(match.group(1)))
+            totals.append(callgrind_instructions(
+                [sys.executable, __file__, "--child", database, str(workspace_id), path]))
     return (totals[1] - totals[0]) // sessions
 
 

@@ -23,11 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +85,10 @@ def requests(variant: str, database: str, key: str, count: int) -> None:
 def instructions(variant: str, database: str, key: str, count: int) -> int:
     """Instructions of one request: callgrind's total with ``count`` requests, less the
     total with none, over ``count``."""
-    totals = []
-    for n in (0, count):
-        with tempfile.TemporaryDirectory() as out:
-            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
-                    sys.executable, __file__, "--child", variant, database, key, str(n)]
-            done = subprocess.run(argv, capture_output=True, text=True, check=True)
-        match = re.search(r"Collected : (\d+)", done.stderr)
-        if not match:
-            raise RuntimeError(f"cannot read callgrind's total:\n{done.stderr[-2000:]}")
-        totals.append(int(match.group(1)))
+    from common import callgrind_instructions
+
+    totals = [callgrind_instructions([sys.executable, __file__, "--child", variant, database, key, str(n)])
+              for n in (0, count)]
     return (totals[1] - totals[0]) // count
 
 
