@@ -8,6 +8,7 @@ all and writes bench/RESULTS.md.
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import math
 import os
@@ -418,6 +419,17 @@ def bulk_load_sqlite(path: str, workspace_id: int, app_keys: list[int], count: i
     ds = Dataset(workspace_id, tuple(app_keys), count, end_us, days, seed, chunk=chunk)
     report = bulk_load(path, ds, segment_key)
     return count / (report.sqlite_seconds + report.generate_seconds)
+
+
+def add_version_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--base`` and ``--new``: the two src/ folders an A/B script compares."""
+    parser.add_argument("--base", required=True, help="the src/ folder of the base version")
+    parser.add_argument("--new", required=True, help="the src/ folder of the new version")
+
+
+def version_sources(args: argparse.Namespace) -> dict[str, str]:
+    """{"base": ..., "new": ...}: the two src/ folders, absolute (each goes on a PYTHONPATH)."""
+    return {"base": str(Path(args.base).resolve()), "new": str(Path(args.new).resolve())}
 
 
 def callgrind_instructions(argv: list[str]) -> int:

@@ -18,15 +18,21 @@ import argparse
 import statistics
 from pathlib import Path
 
-from common import bare_server, remove_database, series_database, server
+from common import (
+    add_version_arguments,
+    bare_server,
+    remove_database,
+    series_database,
+    server,
+    version_sources,
+)
 from http_overhead import wrk_rps
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="the src/ folder of the base version")
-    parser.add_argument("--new", required=True, help="the src/ folder of the new version")
+    add_version_arguments(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8)
@@ -35,7 +41,7 @@ def main() -> None:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     database = str(Path(args.workdir) / "compare.sqlite3")
     key = series_database(database, 10_000)
-    versions = {"base": str(Path(args.base).resolve()), "new": str(Path(args.new).resolve())}
+    versions = version_sources(args)
     rows: dict[str, list[float]] = {"bare": [], "base": [], "new": []}
     try:
         for round_ in range(1, args.rounds + 1):

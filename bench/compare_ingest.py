@@ -23,20 +23,39 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import Dataset, bulk_load, final_checkpoint, log, remove_database, server, setup_workspace
-from ingest_http import bodies_from_lines, post_all
-from sessions_data import SessionData
+from common import add_version_arguments, final_checkpoint, log, remove_database, server, version_sources
+from ingest_http import post_all
+from ingest_rates import IngestTemplate, import_command, ingest_template
+
+
+def http_rate(made: IngestTemplate, database: str, src: str, clients: int) -> tuple[float, float, float]:
+    """Sessions/s posting every body (the final WAL copy-back charged), and the POSTs' p99
+    and slowest seconds."""
+    latencies: list[float] = []
+    with server(database, env={"PYTHONPATH": src}) as srv:
+        recorded, _duplicates, seconds = post_all(srv.base, made.key, made.bodies, clients, latencies)
+        seconds += final_checkpoint(database)
+    if recorded != made.data.count:
+        raise AssertionError(f"{src}: {recorded:,} recorded of {made.data.count:,}")
+    latencies.sort()
+    return recorded / seconds, latencies[int(len(latencies) * 0.99)], latencies[-1]
+
+
+def import_rate(made: IngestTemplate, database: str, src: str) -> float:
+    """Sessions/s of ``sessiontally import`` (its wall time: it copies the WAL back on close)."""
+    began = time.perf_counter()
+    subprocess.run(import_command(database, made.workspace_id, made.ndjson), check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": src})
+    return made.data.count / (time.perf_counter() - began)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="the src/ folder of the base version")
-    parser.add_argument("--new", required=True, help="the src/ folder of the new version")
+    add_version_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--preload", type=int, default=1_000_000)
@@ -44,65 +63,28 @@ def main() -> None:
     parser.add_argument("--no-import", action="store_true")
     parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
     args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    template, database = str(workdir / "compare-template.sqlite3"), str(workdir / "compare.sqlite3")
-    ndjson = str(workdir / "compare.ndjson")
-    remove_database(template)
-    store, ws, apps, key = setup_workspace(template)
-    store.close()
-    if args.preload:
-        bulk_load(template, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), args.preload,
-                                    int(time.time()) * 1_000_000, seed=11))
-    data = SessionData([a.app_id for a in apps], [a.app_key for a in apps], args.sessions, seed=13)
-    data.write_ndjson(ndjson)
-    with open(ndjson, "rb") as f:
-        bodies = list(bodies_from_lines(f, 1000))
-    versions = {"base": str(Path(args.base).resolve()), "new": str(Path(args.new).resolve())}
+    made = ingest_template(Path(args.workdir), "compare", args.preload, args.sessions)
+    database = str(Path(args.workdir) / "compare.sqlite3")
+    versions = version_sources(args)
     methods = [f"HTTP, {args.clients} clients"] + ([] if args.no_import else ["import"])
     rates: dict[tuple[str, str], list[float]] = {}
-    worst: dict[tuple[str, str], list[tuple[float, float]]] = {}  # POST p99 and max, seconds
-    inherited = os.environ.get("PYTHONPATH", "")
-
-    def fresh() -> None:
-        remove_database(database)
-        shutil.copyfile(template, database)
-
     try:
         for round_ in range(1, args.rounds + 1):
             for method in methods:
                 for name, src in versions.items():
-                    os.environ["PYTHONPATH"] = src + (os.pathsep + inherited if inherited else "")
-                    fresh()
+                    remove_database(database)
+                    shutil.copyfile(made.template, database)
                     if method == "import":
-                        began = time.perf_counter()
-                        argv = [sys.executable, "-m", "sessiontally", "import", "--database", database,
-                                "--workspace", str(ws.workspace_id), ndjson]
-                        subprocess.run(argv, check=True, capture_output=True)
-                        rate = args.sessions / (time.perf_counter() - began)
+                        rate, extra = import_rate(made, database, src), ""
                     else:
-                        latencies: list[float] = []
-                        with server(database) as srv:
-                            recorded, _duplicates, seconds = post_all(srv.base, key, bodies, args.clients,
-                                                                      latencies)
-                            seconds += final_checkpoint(database)
-                        if recorded != args.sessions:
-                            raise AssertionError(f"{name}: {recorded:,} recorded of {args.sessions:,}")
-                        rate = args.sessions / seconds
-                        latencies.sort()
-                        worst.setdefault((method, name), []).append(
-                            (latencies[int(len(latencies) * 0.99)], latencies[-1]))
+                        rate, p99, slowest = http_rate(made, database, src, args.clients)
+                        extra = f" (POST p99 {p99 * 1000:,.0f} ms, max {slowest * 1000:,.0f} ms)"
                     rates.setdefault((method, name), []).append(rate)
-                    extra = ""
-                    if (method, name) in worst:
-                        p99, top = worst[(method, name)][-1]
-                        extra = f" (POST p99 {p99 * 1000:,.0f} ms, max {top * 1000:,.0f} ms)"
                     log(f"round {round_}: {method}, {name}: {rate:,.0f} sessions/s{extra}")
     finally:
-        os.environ["PYTHONPATH"] = inherited
         remove_database(database)
-        remove_database(template)
-        Path(ndjson).unlink(missing_ok=True)
+        remove_database(made.template)
+        Path(made.ndjson).unlink(missing_ok=True)
     for method in methods:
         base, new = (statistics.median(rates[(method, name)]) for name in versions)
         print(f"{method}: base {base:,.0f}/s, new {new:,.0f}/s (medians; new/base {new / base:.2f})")

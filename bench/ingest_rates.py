@@ -33,6 +33,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +104,22 @@ def parse_import_seconds(stderr: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[int],
-        workers: int = 1,
-        bare_batches: tuple[int, ...] = (1000, 10_000, importer.BATCH_SIZE)) -> dict[str, Any]:
+@dataclass(frozen=True)
+class IngestTemplate:
+    template: str  # the database every measurement starts from a copy of
+    ndjson: str  # the new sessions, a line each
+    workspace_id: int
+    key: str  # an API key with every permission
+    data: SessionData
+    bodies: list[bytes]  # the new sessions as POST /sessions/track bodies of 1,000
+
+
+def ingest_template(workdir: Path, name: str, preload: int, sessions: int) -> IngestTemplate:
+    """``<name>-template.sqlite3``: one workspace (3 apps) holding ``preload`` bulk-loaded
+    sessions; and ``sessions`` new ones (seed 13) as NDJSON and as request bodies."""
     workdir.mkdir(parents=True, exist_ok=True)
-    template = str(workdir / "ingest-template.sqlite3")
-    database = str(workdir / "ingest.sqlite3")
-    ndjson = str(workdir / f"ingest-{sessions}.ndjson")
+    template = str(workdir / f"{name}-template.sqlite3")
+    ndjson = str(workdir / f"{name}-{sessions}.ndjson")
     remove_database(template)
     store, ws, apps, key = setup_workspace(template)
     store.close()
@@ -117,11 +127,21 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
         bulk_load(template, Dataset(ws.workspace_id, tuple(a.app_key for a in apps), preload,
                                     int(time.time()) * 1_000_000, seed=11))
     data = SessionData([a.app_id for a in apps], [a.app_key for a in apps], sessions, seed=13)
-    log(f"ingest: template with {preload:,} sessions; writing {sessions:,} new sessions as NDJSON")
+    log(f"{name}: template with {preload:,} sessions; writing {sessions:,} new sessions as NDJSON")
     data.write_ndjson(ndjson)
     with open(ndjson, "rb") as f:
         bodies = list(bodies_from_lines(f, 1000))
-    rows = list(data.rows(ws.workspace_id))
+    return IngestTemplate(template, ndjson, ws.workspace_id, key, data, bodies)
+
+
+def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[int],
+        workers: int = 1,
+        bare_batches: tuple[int, ...] = (1000, 10_000, importer.BATCH_SIZE)) -> dict[str, Any]:
+    made = ingest_template(workdir, "ingest", preload, sessions)
+    template, ndjson, workspace_id, key, bodies = (made.template, made.ndjson, made.workspace_id,
+                                                   made.key, made.bodies)
+    database = str(workdir / "ingest.sqlite3")
+    rows = list(made.data.rows(workspace_id))
     result: dict[str, Any] = {
         "preload": preload, "sessions": sessions, "workers": workers, "load_average_before": load_average(),
         "rates": {}, "server_rss_mib": {}, "import_rss_mib": [], "import_internal_rate": [],
@@ -134,7 +154,7 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
         shutil.copyfile(template, database)
 
     def check(method: str) -> None:
-        n = count_sessions(database, ws.workspace_id)
+        n = count_sessions(database, workspace_id)
         if n != preload + sessions:
             raise AssertionError(f"{method}: {n:,} sessions stored, expected {preload + sessions:,}")
 
@@ -157,7 +177,7 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
             result["server_rss_mib"].setdefault(name, []).append(rss.hwm_sum_mib)
             result.setdefault("server_connections", {}).setdefault(name, []).append(rss.max_connections)
         fresh()
-        status, seconds, maxrss, stderr = run_measuring_rss(import_command(database, ws.workspace_id, ndjson))
+        status, seconds, maxrss, stderr = run_measuring_rss(import_command(database, workspace_id, ndjson))
         if status != 0:
             raise RuntimeError(f"import failed ({status}): {stderr[-500:]}")
         check("import")
