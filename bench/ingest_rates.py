@@ -60,9 +60,9 @@ STORE_PRAGMAS = ("journal_mode", "synchronous", "cache_size", "wal_autocheckpoin
 
 
 def store_pragmas(database: str) -> dict[str, Any]:
-    """The settings of a connection opened by the store itself (SqliteStore._conn)."""
+    """The settings of the connection the store writes through (SqliteStore.writer)."""
     store = SqliteStore(database)
-    conn = store._conn()
+    conn = store.writer()
     values = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in STORE_PRAGMAS}
     store.close()
     return values
@@ -73,7 +73,7 @@ def bare_executemany(database: str, rows: list[tuple[Any, ...]], batch: int) -> 
     the store itself, so with exactly its settings (WAL, synchronous=FULL, page cache,
     checkpoint interval): the same durability, none of the service's work."""
     store = SqliteStore(database)
-    conn = store._conn()
+    conn = store.writer()
     sql = ("INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
            " VALUES (?, ?, ?, ?, ?, ?)")
     began = time.perf_counter()

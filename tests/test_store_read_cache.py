@@ -115,14 +115,40 @@ def test_a_revoked_key_is_refused_at_once_by_a_store_that_cached_it(opened) -> N
         service.authenticate(key, "127.0.0.1")
 
 
-def test_reads_inside_a_transaction_are_not_cached(opened) -> None:  # type: ignore[no-untyped-def]
-    """A read of a transaction's own uncommitted row must not outlive a rollback."""
+def test_reads_never_see_or_keep_an_uncommitted_write(opened) -> None:  # type: ignore[no-untyped-def]
+    """Writes go through the writer connection, reads through the thread's own: a read
+    during a write transaction sees the last commit, and nothing of a rolled-back
+    transaction is ever cached."""
     store, ws, _, _ = opened
     with pytest.raises(RuntimeError), store._write() as conn:
         conn.execute("UPDATE workspaces SET name = 'renamed' WHERE workspace_id = ?", (ws,))
-        assert store.get_workspace(ws).name == "renamed"
+        assert conn.execute("SELECT name FROM workspaces WHERE workspace_id = ?", (ws,)).fetchone() == ("renamed",)
+        assert store.get_workspace(ws).name == "w"
         raise RuntimeError("roll back")
     assert store.get_workspace(ws).name == "w"
+    with store._write() as conn:
+        conn.execute("UPDATE workspaces SET name = 'renamed' WHERE workspace_id = ?", (ws,))
+    assert store.get_workspace(ws).name == "renamed"  # the reader's cache saw the commit
+
+
+def test_every_thread_writes_through_one_connection(opened) -> None:  # type: ignore[no-untyped-def]
+    """One writer connection per store, whichever thread writes: its page cache is not
+    emptied by the commits of other connections of the same process."""
+    store, ws, _, _ = opened
+    used: list[object] = []
+
+    def write() -> None:
+        with store._write() as conn:
+            used.append(conn)
+            conn.execute("UPDATE workspaces SET rate_limit = rate_limit + 1 WHERE workspace_id = ?", (ws,))
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(used) == 8 and all(conn is store.writer() for conn in used)
+    assert store._conn() is not store.writer()
 
 
 class _NoLimit:

@@ -139,6 +139,9 @@ class SqliteStore(SqlReads):
         self._all: list[sqlite3.Connection] = []
         self._wal_indexes: list[int] = []  # descriptors of the -shm file (see _read_cache)
         self._lock = threading.Lock()
+        # Every write of this process goes through one connection (see _write).
+        self._writer: sqlite3.Connection | None = None
+        self._writer_lock = threading.Lock()
         # Concurrent batches of this process share one transaction and one commit.
         self._group: GroupCommit[sqlite3.Connection] = GroupCommit(
             self._write, lambda conn, statement: conn.execute(statement)
@@ -146,55 +149,77 @@ class SqliteStore(SqlReads):
 
     # ------------------------------------------------------------------ plumbing
 
+    def _connect(self) -> tuple[sqlite3.Connection, str]:
+        """A new connection with the store's settings, and its journal mode."""
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        (journal_mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # 8 MiB of page cache per connection (one per worker thread): the hot pages
+        # (rollup, keys, the top of the session index) fit; the OS caches the rest.
+        conn.execute("PRAGMA cache_size=-8192")
+        # Checkpoint the WAL every ~400 MB instead of every 4 MB (SQLite's default):
+        # batches of random session ids dirty about one page per session, and a page
+        # written by many commits between two checkpoints is copied back only once.
+        # Measured: 10,000 pages gave ~1.3x the default's sessions/s, 100,000 another
+        # 1.2x over HTTP (bench/RESULTS.md); the cost is WAL disk space and a longer
+        # recovery after a crash (docs/operations.md).
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        with self._lock:
+            self._all.append(conn)
+        return conn, str(journal_mode)
+
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, for reads."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_S,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,
-                cached_statements=256,
-            )
-            (journal_mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            # 8 MiB of page cache per connection (one per worker thread): the hot pages
-            # (rollup, keys, the top of the session index) fit; the OS caches the rest.
-            conn.execute("PRAGMA cache_size=-8192")
-            # Checkpoint the WAL every ~400 MB instead of every 4 MB (SQLite's default):
-            # batches of random session ids dirty about one page per session, and a page
-            # written by many commits between two checkpoints is copied back only once.
-            # Measured: 10,000 pages gave ~1.3x the default's sessions/s, 100,000 another
-            # 1.2x over HTTP (bench/RESULTS.md); the cost is WAL disk space and a longer
-            # recovery after a crash (docs/operations.md).
-            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-            with self._lock:
-                self._all.append(conn)
+            conn, journal_mode = self._connect()
             self._local.conn = conn
             self._local.wal_index = None
             if self.read_cache_entries:
-                wal_index = _wal_index_files.acquire(conn, self.path, str(journal_mode))
+                wal_index = _wal_index_files.acquire(conn, self.path, journal_mode)
                 if wal_index is not None:
                     with self._lock:
                         self._wal_indexes.append(wal_index)
                     self._local.wal_index = wal_index
         return conn
 
+    def writer(self) -> sqlite3.Connection:
+        """The one connection this process writes through; only use it under _write."""
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = self._connect()[0]
+        return self._writer
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        # data_version does not move for a connection's own commits: forget what this
-        # connection's read cache holds (before the commit, so no read can race it).
-        self._local.reads = None
-        self._local.pinned = None
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """A write transaction on the writer connection, one thread at a time.
+
+        One writer per process, not one per thread: SQLite empties a connection's page
+        cache whenever another connection has committed since its last transaction, so
+        writers taking turns (the thread pool hands batches to any thread) each began
+        with a cold cache and re-read the session index's pages from the OS
+        (bench/RESULTS.md). The writer only ever sees its own commits, unless another
+        process writes too. Readers keep their own connections: WAL lets them read
+        while the writer writes, and their read caches notice its commits through
+        data_version like any other connection's."""
+        conn = self.writer()
+        with self._writer_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # (a failed COMMIT may leave it open: the next
+                    conn.execute("ROLLBACK")  # writer must not find it so)
+                raise
 
     def _read_cache(
         self, conn: sqlite3.Connection, at_request_start: bool = False
@@ -250,6 +275,7 @@ class SqliteStore(SqlReads):
             for conn in self._all:
                 conn.close()
             self._all.clear()
+            self._writer = None
             for descriptor in self._wal_indexes:  # after the connections: see _WalIndexFiles
                 _wal_index_files.release(descriptor)
             self._wal_indexes.clear()
