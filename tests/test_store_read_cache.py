@@ -122,7 +122,8 @@ def test_reads_never_see_or_keep_an_uncommitted_write(opened) -> None:  # type: 
     store, ws, _, _ = opened
     with pytest.raises(RuntimeError), store._write() as conn:
         conn.execute("UPDATE workspaces SET name = 'renamed' WHERE workspace_id = ?", (ws,))
-        assert conn.execute("SELECT name FROM workspaces WHERE workspace_id = ?", (ws,)).fetchone() == ("renamed",)
+        seen = conn.execute("SELECT name FROM workspaces WHERE workspace_id = ?", (ws,)).fetchone()
+        assert seen == ("renamed",)
         assert store.get_workspace(ws).name == "w"
         raise RuntimeError("roll back")
     assert store.get_workspace(ws).name == "w"

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -37,6 +37,7 @@ from .base import (
 from .group_commit import GroupCommit
 from .rollup import DAY, HOUR, QUARTER, coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SqlReads
+from .write_turns import WriteTurns
 
 BUSY_TIMEOUT_S = 30.0
 LOOP_BUSY_TIMEOUT_MS = 50  # an event loop's reads: then the request moves to a thread
@@ -142,6 +143,7 @@ class SqliteStore(SqlReads):
         # Every write of this process goes through one connection (see _write).
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
+        self._turns: WriteTurns | None = None  # ... and takes turns with other processes
         # Concurrent batches of this process share one transaction and one commit.
         self._group: GroupCommit[sqlite3.Connection] = GroupCommit(
             self._write, lambda conn, statement: conn.execute(statement)
@@ -195,6 +197,8 @@ class SqliteStore(SqlReads):
         if self._writer is None:
             with self._writer_lock:
                 if self._writer is None:
+                    if self.path not in ("", ":memory:") and not self.path.startswith("file:"):
+                        self._turns = WriteTurns(self.path)
                     self._writer = self._connect()[0]
         return self._writer
 
@@ -209,9 +213,11 @@ class SqliteStore(SqlReads):
         (bench/RESULTS.md). The writer only ever sees its own commits, unless another
         process writes too. Readers keep their own connections: WAL lets them read
         while the writer writes, and their read caches notice its commits through
-        data_version like any other connection's."""
+        data_version like any other connection's. Processes take turns
+        (store/write_turns.py) instead of polling SQLite's lock."""
         conn = self.writer()
-        with self._writer_lock:
+        turns = self._turns
+        with self._writer_lock, (turns.turn() if turns is not None else nullcontext()):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -276,6 +282,9 @@ class SqliteStore(SqlReads):
                 conn.close()
             self._all.clear()
             self._writer = None
+            if self._turns is not None:
+                self._turns.close()
+                self._turns = None
             for descriptor in self._wal_indexes:  # after the connections: see _WalIndexFiles
                 _wal_index_files.release(descriptor)
             self._wal_indexes.clear()
