@@ -31,11 +31,12 @@ from ingest_http import post_all
 from ingest_rates import IngestTemplate, import_command, ingest_template
 
 
-def http_rate(made: IngestTemplate, database: str, src: str, clients: int) -> tuple[float, float, float]:
+def http_rate(made: IngestTemplate, database: str, src: str, clients: int,
+              workers: int) -> tuple[float, float, float]:
     """Sessions/s posting every body (the final WAL copy-back charged), and the POSTs' p99
     and slowest seconds."""
     latencies: list[float] = []
-    with server(database, env={"PYTHONPATH": src}) as srv:
+    with server(database, workers=workers, env={"PYTHONPATH": src}) as srv:
         recorded, _duplicates, seconds = post_all(srv.base, made.key, made.bodies, clients, latencies)
         seconds += final_checkpoint(database)
     if recorded != made.data.count:
@@ -60,12 +61,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--preload", type=int, default=1_000_000)
     parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=1, help="server processes of --new")
+    parser.add_argument("--base-workers", type=int, help="server processes of --base"
+                        " (default: --workers); --base and --new may then be the same tree")
     parser.add_argument("--no-import", action="store_true")
     parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
     args = parser.parse_args()
     made = ingest_template(Path(args.workdir), "compare", args.preload, args.sessions)
     database = str(Path(args.workdir) / "compare.sqlite3")
     versions = version_sources(args)
+    workers = {"base": args.base_workers or args.workers, "new": args.workers}
     methods = [f"HTTP, {args.clients} clients"] + ([] if args.no_import else ["import"])
     rates: dict[tuple[str, str], list[float]] = {}
     try:
@@ -77,7 +82,7 @@ def main() -> None:
                     if method == "import":
                         rate, extra = import_rate(made, database, src), ""
                     else:
-                        rate, p99, slowest = http_rate(made, database, src, args.clients)
+                        rate, p99, slowest = http_rate(made, database, src, args.clients, workers[name])
                         extra = f" (POST p99 {p99 * 1000:,.0f} ms, max {slowest * 1000:,.0f} ms)"
                     rates.setdefault((method, name), []).append(rate)
                     log(f"round {round_}: {method}, {name}: {rate:,.0f} sessions/s{extra}")

@@ -8,7 +8,8 @@ Variants (default: the transaction sizes): ``base`` (4 KiB pages, 8 MiB page cac
 synchronous=FULL, a checkpoint every 10,000 pages - the store's settings until it moved
 to 100,000 pages, kept so that figures stay comparable - 1,000 rows a transaction),
 ``txn10k``, ``txn50k``, ``txn100k``, ``txn200k`` (rows a transaction), ``sorted`` and
-``sorted10k`` (each transaction's rows sorted by id), ``cache256`` (256 MiB page cache),
+``sorted10k`` (each transaction's rows sorted by id), ``cache32`` ... ``cache256`` (page
+cache in MiB),
 ``page1k``, ``page16k``, ``rowid`` (a rowid table with a unique index instead of
 WITHOUT ROWID), ``sync_off`` (no fsync: not durable, for comparison only), ``ckpt10k`` ...
 ``ckpt200k`` (the WAL checkpoint interval, in pages; ``ckpt100k`` is the store's).
@@ -67,6 +68,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ckpt200k": {"checkpoint": 200_000},
     "sorted": {"sort": True},
     "sorted10k": {"batch": 10_000, "sort": True},
+    "cache32": {"cache_kb": 32_768},
+    "cache64": {"cache_kb": 65_536},
+    "cache128": {"cache_kb": 131_072},
     "cache256": {"cache_kb": 262_144},
     "page1k": {"page": 1024},
     "page16k": {"page": 16_384},
@@ -294,11 +298,13 @@ def main() -> None:
     parser.add_argument("--preload", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("variants", nargs="*", default=["base", "txn10k", "txn50k", "txn100k"],
-                        help=", ".join(VARIANTS))
+                        help=", ".join(VARIANTS) + "; join variants with + to combine them"
+                             " (ckpt100k+cache64)")
     args = parser.parse_args()
     for name in args.variants:
+        settings = {k: v for part in name.split("+") for k, v in VARIANTS[part].items()}
         with tempfile.TemporaryDirectory(prefix="sessiontally-engine-") as folder:
-            r = measure(os.path.join(folder, "s.sqlite3"), args.preload, args.rows, **VARIANTS[name])
+            r = measure(os.path.join(folder, "s.sqlite3"), args.preload, args.rows, **settings)
         print(f"{name:10s} {r['rate']:10,.0f} rows/s  {r['write_bytes_per_row']:7,.0f} B/row written"
               f"  CPU {r['cpu_share']:.0%}" + (f"  µs/row {r['us_per_row']}" if "us_per_row" in r else ""),
               flush=True)

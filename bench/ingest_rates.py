@@ -14,7 +14,9 @@ each repeat so that ratios compare figures taken minutes apart:
   interval; recorded in the results), ``BEGIN IMMEDIATE`` ... ``COMMIT`` per 1,000 rows
   (also per 10,000 rows, and per the importer's batch size, 50,000) - the engine's limit;
 - HTTP: POST /sessions/track, 1,000 sessions a request, 1, 4 and 16 concurrent clients,
-  against ``sessiontally serve`` (1 worker unless ``--workers``);
+  against ``sessiontally serve`` (1 worker unless ``--workers``), and 4 clients against 2
+  workers (``--more-workers 4:2``; the README's setting); the POSTs' p99 and slowest
+  latency are kept too;
 - ``sessiontally import`` of the same sessions as an NDJSON file (the command's wall
   time, Python start-up included).
 
@@ -135,8 +137,9 @@ def ingest_template(workdir: Path, name: str, preload: int, sessions: int) -> In
 
 
 def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[int],
-        workers: int = 1,
+        workers: int = 1, more_workers: tuple[tuple[int, int], ...] = (),
         bare_batches: tuple[int, ...] = (1000, 10_000, importer.BATCH_SIZE)) -> dict[str, Any]:
+    """``more_workers``: (clients, workers) pairs measured besides ``clients`` with ``workers``."""
     made = ingest_template(workdir, "ingest", preload, sessions)
     template, ndjson, workspace_id, key, bodies = (made.template, made.ndjson, made.workspace_id,
                                                    made.key, made.bodies)
@@ -164,18 +167,24 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
             seconds = bare_executemany(database, rows, batch)
             check("bare")
             rates.setdefault(f"bare executemany, {batch:,} per transaction", []).append(sessions / seconds)
-        for n_clients in clients:
+        for n_clients, n_workers in [(c, workers) for c in clients] + list(more_workers):
             fresh()
-            with server(database, workers=workers) as srv, RssSampler(srv.pid, database=database) as rss:
-                recorded, duplicates, seconds = post_all(srv.base, key, bodies, n_clients)
+            latencies: list[float] = []
+            with server(database, workers=n_workers) as srv, RssSampler(srv.pid, database=database) as rss:
+                recorded, duplicates, seconds = post_all(srv.base, key, bodies, n_clients, latencies)
                 seconds += final_checkpoint(database)
             if recorded != sessions or duplicates:
                 raise AssertionError(f"HTTP: {recorded:,} recorded, {duplicates:,} duplicates")
             check("http")
             name = f"HTTP, {n_clients} client{'s' if n_clients > 1 else ''}"
+            if n_workers != workers:
+                name += f", {n_workers} workers"
             rates.setdefault(name, []).append(sessions / seconds)
             result["server_rss_mib"].setdefault(name, []).append(rss.hwm_sum_mib)
             result.setdefault("server_connections", {}).setdefault(name, []).append(rss.max_connections)
+            latencies.sort()
+            result.setdefault("post_ms", {}).setdefault(name, []).append(
+                (latencies[int(len(latencies) * 0.99)] * 1000, latencies[-1] * 1000))
         fresh()
         status, seconds, maxrss, stderr = run_measuring_rss(import_command(database, workspace_id, ndjson))
         if status != 0:
@@ -202,10 +211,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--more-workers", nargs="*", default=["4:2"], metavar="CLIENTS:WORKERS")
     parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    res = run(Path(args.workdir), args.preload, args.sessions, args.repeats, args.clients, args.workers)
+    more = tuple((int(c), int(w)) for c, w in (pair.split(":") for pair in args.more_workers))
+    res = run(Path(args.workdir), args.preload, args.sessions, args.repeats, args.clients, args.workers, more)
     for name, values in res["rates"].items():
         print(f"  {name:<45} {' '.join(f'{v:,.0f}' for v in values)} sessions/s")
 

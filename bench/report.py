@@ -294,16 +294,18 @@ def _ingest(results: dict[str, Any], add: Any) -> None:
         "opened by the store itself, so with its settings ("
         + ", ".join(f"{k}={v}" for k, v in ing.get("store_pragmas", {}).items())
         + "), `BEGIN IMMEDIATE` ... `COMMIT` around each `executemany`. HTTP: "
-        "`sessiontally serve`, 1 worker, 1,000 sessions per POST. `import`: the command's wall "
-        "time (start-up included). "
+        "`sessiontally serve`, 1 worker unless the method names more, 1,000 sessions per POST. "
+        "`import`: the command's wall time (start-up included). "
         + ("Every figure includes copying what the WAL still holds back into the database at the "
            "end (`PRAGMA wal_checkpoint(TRUNCATE)` after the bare insert and after the last POST; "
            "`import` does it when it closes), so that no method is credited with work it "
            "postpones. " if ing.get("final_checkpoint") else "")
         + f"Load average {ing['load_average_before']} before, "
         f"{ing['load_average_after']} after.\n")
-    add("| method | sessions/s | ratio to bare (1,000/txn) | peak RSS (MiB) |")
-    add("|---|---|---|---|")
+    post_ms = ing.get("post_ms", {})
+    add("| method | sessions/s | ratio to bare (1,000/txn) | peak RSS (MiB) |"
+        + (" POST latency p99; slowest (ms) |" if post_ms else ""))
+    add("|---|---|---|---|" + ("---|" if post_ms else ""))
     bare = ing["rates"]["bare executemany, 1,000 per transaction"]
     for name, values in ing["rates"].items():
         ratios = [a / b * 100 for a, b in zip(values, bare, strict=False)]
@@ -316,7 +318,14 @@ def _ingest(results: dict[str, Any], add: Any) -> None:
             rss_text = f"{three(rss, '{:.0f}')} (server{suffix}"
         else:
             rss_text = "-"
-        add(f"| {name} | {three(values, '{:,.0f}')} | {three(ratios, '{:.0f}%')} | {rss_text} |")
+        latency = ""
+        if post_ms:
+            pairs = post_ms.get(name)
+            latency = " - |"
+            if pairs:
+                p99, slowest = ([pair[i] for pair in pairs] for i in (0, 1))
+                latency = f" {three(p99, '{:,.0f}')}; {three(slowest, '{:,.0f}')} |"
+        add(f"| {name} | {three(values, '{:,.0f}')} | {three(ratios, '{:.0f}%')} | {rss_text} |{latency}")
     if ing.get("import_internal_rate"):
         add(f"\n`import`'s own count (excluding Python start-up and migrations): "
             f"{three(ing['import_internal_rate'], '{:,.0f}')} sessions/s.")

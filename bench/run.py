@@ -46,14 +46,16 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "quick": {
         "series": {"sizes": [10_000, 1_000_000], "requests": 300, "repeats": 3},
         "overhead": {"size": 10_000, "duration": 4, "connections": 8, "repeats": 3, "workers": (1,)},
-        "ingest": {"preload": 100_000, "sessions": 100_000, "repeats": 3, "clients": [1, 4, 16]},
+        "ingest": {"preload": 100_000, "sessions": 100_000, "repeats": 3, "clients": [1, 4, 16],
+                   "more_workers": [(4, 2)]},
         "memory": {"sessions": 500_000, "small": 100_000, "clients": 16, "repeats": 3},
         "profile": {"size": 10_000, "seconds": 5, "ingest_sessions": 100_000},
     },
     "full": {
         "series": {"sizes": [10_000, 1_000_000, 10_000_000, 100_000_000], "requests": 2000, "repeats": 3},
         "overhead": {"size": 1_000_000, "duration": 10, "connections": 8, "repeats": 3, "workers": (1, 2)},
-        "ingest": {"preload": 1_000_000, "sessions": 1_000_000, "repeats": 3, "clients": [1, 4, 16]},
+        "ingest": {"preload": 1_000_000, "sessions": 1_000_000, "repeats": 3, "clients": [1, 4, 16],
+                   "more_workers": [(4, 2)]},
         "memory": {"sessions": 10_000_000, "small": 1_000_000, "clients": 16, "repeats": 3},
         "profile": {"size": 1_000_000, "seconds": 15, "ingest_sessions": 1_000_000},
     },
@@ -149,7 +151,7 @@ def main() -> None:
             c = config["ingest"]
             log("part 4: ingest rates")
             results["ingest"] = ingest_rates.run(workdir, c["preload"], c["sessions"], c["repeats"],
-                                                 c["clients"])
+                                                 c["clients"], more_workers=tuple(c["more_workers"]))
             done("ingest")
         if "profile" in args.parts:
             c = config["profile"]
