@@ -167,7 +167,8 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
             seconds = bare_executemany(database, rows, batch)
             check("bare")
             rates.setdefault(f"bare executemany, {batch:,} per transaction", []).append(sessions / seconds)
-        for n_clients, n_workers in [(c, workers) for c in clients] + list(more_workers):
+        pairs = [(c, workers) for c in clients]
+        for n_clients, n_workers in pairs + [pair for pair in more_workers if pair not in pairs]:
             fresh()
             latencies: list[float] = []
             with server(database, workers=n_workers) as srv, RssSampler(srv.pid, database=database) as rss:

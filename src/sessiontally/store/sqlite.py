@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -37,7 +37,7 @@ from .base import (
 from .group_commit import GroupCommit
 from .rollup import DAY, HOUR, QUARTER, coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SqlReads
-from .write_turns import WriteTurns
+from .write_turns import TurnTimeout, WriteTurns
 
 BUSY_TIMEOUT_S = 30.0
 LOOP_BUSY_TIMEOUT_MS = 50  # an event loop's reads: then the request moves to a thread
@@ -62,6 +62,7 @@ def _rows_in(
         yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (workspace_id, *chunk))
 
 
+_IN_MEMORY = ("", ":memory:")  # paths of a private database: one connection, one thread
 WAL_INDEX_HEADER_BYTES = 48  # the first copy of the WAL-index header
 
 
@@ -135,7 +136,9 @@ class SqliteStore(SqlReads):
 
     def __init__(self, path: str | Path, read_cache: int = READ_CACHE_ENTRIES) -> None:
         self.path = str(path)
-        self.read_cache_entries = read_cache
+        # (In memory, reads share the writer's connection, whose data_version does not
+        # move for its own commits: no read cache.)
+        self.read_cache_entries = 0 if self.path in _IN_MEMORY else read_cache
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._wal_indexes: list[int] = []  # descriptors of the -shm file (see _read_cache)
@@ -181,6 +184,9 @@ class SqliteStore(SqlReads):
         """This thread's connection, for reads."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if self.path in _IN_MEMORY:  # one connection is the whole database
+                self._local.conn, self._local.wal_index = self.writer(), None
+                return self._local.conn
             conn, journal_mode = self._connect()
             self._local.conn = conn
             self._local.wal_index = None
@@ -193,13 +199,18 @@ class SqliteStore(SqlReads):
         return conn
 
     def writer(self) -> sqlite3.Connection:
-        """The one connection this process writes through; only use it under _write."""
+        """The one connection this process writes through (writes: only under _write)."""
         if self._writer is None:
-            with self._writer_lock:
+            with self._lock:
+                if self._turns is None and self.path not in _IN_MEMORY:
+                    self._turns = WriteTurns(self.path, BUSY_TIMEOUT_S)
+            writer = self._connect()[0]
+            with self._lock:
                 if self._writer is None:
-                    if self.path not in ("", ":memory:") and not self.path.startswith("file:"):
-                        self._turns = WriteTurns(self.path)
-                    self._writer = self._connect()[0]
+                    self._writer = writer
+                    writer = None
+            if writer is not None:  # another thread was first
+                writer.close()
         return self._writer
 
     @contextmanager
@@ -215,17 +226,30 @@ class SqliteStore(SqlReads):
         while the writer writes, and their read caches notice its commits through
         data_version like any other connection's. Processes take turns
         (store/write_turns.py) instead of polling SQLite's lock."""
+        if getattr(self._local, "writing", False):  # (it would wait for itself for good)
+            raise RuntimeError("a write inside a write transaction of the same store")
         conn = self.writer()
-        turns = self._turns
-        with self._writer_lock, (turns.turn() if turns is not None else nullcontext()):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # (a failed COMMIT may leave it open: the next
-                    conn.execute("ROLLBACK")  # writer must not find it so)
-                raise
+        if not self._writer_lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise sqlite3.OperationalError("database is locked (this process's writer stayed busy)")
+        self._local.writing = True
+        try:
+            with ExitStack() as turn:
+                if self._turns is not None:
+                    try:
+                        turn.enter_context(self._turns.turn())
+                    except TurnTimeout:
+                        raise sqlite3.OperationalError("database is locked (no write turn in time)") from None
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # (a failed COMMIT may leave it open: the next
+                        conn.execute("ROLLBACK")  # writer must not find it so)
+                    raise
+        finally:
+            self._local.writing = False
+            self._writer_lock.release()
 
     def _read_cache(
         self, conn: sqlite3.Connection, at_request_start: bool = False
@@ -277,6 +301,15 @@ class SqliteStore(SqlReads):
         return _PinnedReads(self)
 
     def close(self) -> None:
+        # Not while a thread writes (its unlocks would meet a closed descriptor).
+        writing = self._writer_lock.acquire(timeout=BUSY_TIMEOUT_S)
+        try:
+            self._close()
+        finally:
+            if writing:
+                self._writer_lock.release()
+
+    def _close(self) -> None:
         with self._lock:
             for conn in self._all:
                 conn.close()
