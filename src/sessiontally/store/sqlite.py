@@ -41,6 +41,13 @@ from .write_turns import TurnTimeout, WriteTurns
 
 BUSY_TIMEOUT_S = 30.0
 LOOP_BUSY_TIMEOUT_MS = 50  # an event loop's reads: then the request moves to a thread
+# Page cache: 8 MiB per reading connection (one per worker thread): the hot pages
+# (rollup, keys, the top of the session index) fit; the OS caches the rest. 64 MiB for
+# the one writer of a process: a transaction's dirty pages must fit, else SQLite spills
+# them to the WAL mid-transaction and reads them back. Random ids dirty about one page per
+# session, and group commit and `import` write 10,000 to 50,000 sessions a transaction:
+# 64 MiB inserted 1.2x (10,000) and 1.3x (50,000) the rows/s of 8 MiB (bench/RESULTS.md).
+READ_CACHE_KIB, WRITER_CACHE_KIB = 8192, 65_536
 READ_CACHE_ENTRIES = 512  # answers per connection; emptied whenever the database changes
 WAL_CHECKPOINT_PAGES = 100_000  # about 400 MB of WAL between checkpoints (see _conn)
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
@@ -154,7 +161,7 @@ class SqliteStore(SqlReads):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _connect(self) -> tuple[sqlite3.Connection, str]:
+    def _connect(self, cache_kib: int = READ_CACHE_KIB) -> tuple[sqlite3.Connection, str]:
         """A new connection with the store's settings, and its journal mode."""
         conn = sqlite3.connect(
             self.path,
@@ -166,9 +173,7 @@ class SqliteStore(SqlReads):
         (journal_mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        # 8 MiB of page cache per connection (one per worker thread): the hot pages
-        # (rollup, keys, the top of the session index) fit; the OS caches the rest.
-        conn.execute("PRAGMA cache_size=-8192")
+        conn.execute(f"PRAGMA cache_size=-{cache_kib}")
         # Checkpoint the WAL every ~400 MB instead of every 4 MB (SQLite's default):
         # batches of random session ids dirty about one page per session, and a page
         # written by many commits between two checkpoints is copied back only once.
@@ -204,7 +209,7 @@ class SqliteStore(SqlReads):
             with self._lock:
                 if self._turns is None and self.path not in _IN_MEMORY:
                     self._turns = WriteTurns(self.path, BUSY_TIMEOUT_S)
-            writer = self._connect()[0]
+            writer = self._connect(WRITER_CACHE_KIB)[0]
             with self._lock:
                 if self._writer is None:
                     self._writer = writer
