@@ -456,7 +456,7 @@ def final_checkpoint(database: str) -> float:
 
 
 def remove_database(path: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal", "-ratecounters",
+    for suffix in ("", "-wal", "-shm", "-journal", "-ratecounters", "-writers",
                    "-ratelimit", "-ratelimit-wal", "-ratelimit-shm",
                    ".wal"):
         with suppress(FileNotFoundError):

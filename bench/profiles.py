@@ -525,7 +525,7 @@ import sessiontally.store.sqlite as _store
 _kept = {}
 
 
-def _read_cache(self, conn):
+def _read_cache(self, conn, at_request_start=False):
     return None if conn.in_transaction else _kept
 
 
