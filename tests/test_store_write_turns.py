@@ -9,7 +9,9 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,17 @@ def _held(path: str, byte: int) -> bool:
     return write_turns._FLOCK.unpack(answer)[0] != fcntl.F_UNLCK
 
 
+def _each_in_a_thread(writer: Callable[..., None], arguments: list[tuple[Any, ...]]) -> None:
+    """Run ``writer`` once per argument tuple, all at once; then close their WriteTurns."""
+    threads = [threading.Thread(target=writer, args=args) for args in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for args in arguments:
+        args[-1].close()
+
+
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
     inside: list[int] = []
     overlaps: list[int] = []
@@ -44,14 +57,7 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
                     overlaps.append(len(inside))
                 inside.pop()
 
-    all_turns = [WriteTurns(str(tmp_path / "db"), timeout=30) for _ in range(4)]
-    threads = [threading.Thread(target=writer, args=(t,)) for t in all_turns]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for turns in all_turns:
-        turns.close()
+    _each_in_a_thread(writer, [(WriteTurns(str(tmp_path / "db"), timeout=30),) for _ in range(4)])
     assert overlaps == []
 
 
@@ -74,14 +80,7 @@ def test_a_waiting_writer_goes_before_the_one_that_just_wrote(tmp_path: Path) ->
                     time.sleep(0.0001)
         done.add(name)
 
-    both = [WriteTurns(path, timeout=30) for _ in range(2)]
-    threads = [threading.Thread(target=writer, args=pair) for pair in zip("ab", both, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for turns in both:
-        turns.close()
+    _each_in_a_thread(writer, [(name, WriteTurns(path, timeout=30)) for name in "ab"])
     assert len(order) == 100
     assert all(order[i] != order[i + 1] for i in range(99)), order
 

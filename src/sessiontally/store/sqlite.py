@@ -181,8 +181,6 @@ class SqliteStore(SqlReads):
         # 1.2x over HTTP (bench/RESULTS.md); the cost is WAL disk space and a longer
         # recovery after a crash (docs/operations.md).
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        with self._lock:
-            self._all.append(conn)
         return conn, str(journal_mode)
 
     def _conn(self) -> sqlite3.Connection:
@@ -193,6 +191,8 @@ class SqliteStore(SqlReads):
                 self._local.conn, self._local.wal_index = self.writer(), None
                 return self._local.conn
             conn, journal_mode = self._connect()
+            with self._lock:
+                self._all.append(conn)
             self._local.conn = conn
             self._local.wal_index = None
             if self.read_cache_entries:
@@ -206,16 +206,12 @@ class SqliteStore(SqlReads):
     def writer(self) -> sqlite3.Connection:
         """The one connection this process writes through (writes: only under _write)."""
         if self._writer is None:
-            with self._lock:
-                if self._turns is None and self.path not in _IN_MEMORY:
-                    self._turns = WriteTurns(self.path, BUSY_TIMEOUT_S)
-            writer = self._connect(WRITER_CACHE_KIB)[0]
-            with self._lock:
+            with self._lock:  # (made once per process: holding the lock meanwhile is fine)
                 if self._writer is None:
-                    self._writer = writer
-                    writer = None
-            if writer is not None:  # another thread was first
-                writer.close()
+                    if self._turns is None and self.path not in _IN_MEMORY:  # (kept if connect fails)
+                        self._turns = WriteTurns(self.path, BUSY_TIMEOUT_S)
+                    self._writer = self._connect(WRITER_CACHE_KIB)[0]
+                    self._all.append(self._writer)
         return self._writer
 
     @contextmanager
