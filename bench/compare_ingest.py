@@ -9,11 +9,11 @@ stored sessions, then ``--sessions`` new ones from bench/sessions_data.py). Each
 runs, one after another, ``sessiontally serve`` with ``--base`` first on its PYTHONPATH
 posting the sessions (1,000 a request, ``--clients`` connections), the same with
 ``--new``, then ``sessiontally import`` of the same sessions with each (``--no-import``
-skips it). An HTTP figure includes a final ``wal_checkpoint(TRUNCATE)`` once the posts
-are done (``import`` checkpoints when it closes), so that a setting that postpones work
-is charged for it; it also prints the POSTs' p99 and slowest latency. It prints each
-figure, then the medians. Alternating within a round is what
-makes the comparison fair on a shared, noisy machine.
+or ``--no-http`` skips one). An HTTP figure includes a final ``wal_checkpoint(TRUNCATE)``
+once the posts are done (``import`` checkpoints when it closes), so that a setting that
+postpones work is charged for it; it also prints the POSTs' p99 and slowest latency. It
+prints each figure, then the medians. Alternating within a round is what makes the
+comparison fair on a shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -65,13 +65,15 @@ def main() -> None:
     parser.add_argument("--base-workers", type=int, help="server processes of --base"
                         " (default: --workers); --base and --new may then be the same tree")
     parser.add_argument("--no-import", action="store_true")
+    parser.add_argument("--no-http", action="store_true", help="measure only import")
     parser.add_argument("--workdir", default="/tmp/sessiontally-bench")
     args = parser.parse_args()
     made = ingest_template(Path(args.workdir), "compare", args.preload, args.sessions)
     database = str(Path(args.workdir) / "compare.sqlite3")
     versions = version_sources(args)
     workers = {"base": args.base_workers or args.workers, "new": args.workers}
-    methods = [f"HTTP, {args.clients} clients"] + ([] if args.no_import else ["import"])
+    methods = (([] if args.no_http else [f"HTTP, {args.clients} clients"])
+               + ([] if args.no_import else ["import"]))
     rates: dict[tuple[str, str], list[float]] = {}
     try:
         for round_ in range(1, args.rounds + 1):

@@ -13,6 +13,8 @@ each repeat so that ratios compare figures taken minutes apart:
   store itself, so with its settings (WAL, ``synchronous=FULL``, page cache, checkpoint
   interval; recorded in the results), ``BEGIN IMMEDIATE`` ... ``COMMIT`` per 1,000 rows
   (also per 10,000 rows, and per the importer's batch size, 50,000) - the engine's limit;
+  and per 50,000 rows sorted by session id, as the store inserts ``import``'s batches:
+  the engine's limit for the way ``import`` writes;
 - HTTP: POST /sessions/track, 1,000 sessions a request, 1, 4 and 16 concurrent clients,
   against ``sessiontally serve`` (1 worker unless ``--workers``), and 4 clients against 2
   workers (``--more-workers 4:2``; the README's setting); the POSTs' p99 and slowest
@@ -36,6 +38,7 @@ import sqlite3
 import sys
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ from sessions_data import SessionData
 from sessiontally import importer
 from sessiontally.store.sqlite import SqliteStore
 
+SORTED_BARE = f"bare executemany, {importer.BATCH_SIZE:,} per transaction, sorted by id"
 STORE_PRAGMAS = ("journal_mode", "synchronous", "cache_size", "wal_autocheckpoint", "page_size")
 
 
@@ -70,10 +74,13 @@ def store_pragmas(database: str) -> dict[str, Any]:
     return values
 
 
-def bare_executemany(database: str, rows: list[tuple[Any, ...]], batch: int) -> float:
+def bare_executemany(database: str, rows: list[tuple[Any, ...]], batch: int,
+                     sort: bool = False) -> float:
     """Seconds to insert ``rows``, ``batch`` rows a transaction, on a connection opened by
     the store itself, so with exactly its settings (WAL, synchronous=FULL, page cache,
-    checkpoint interval): the same durability, none of the service's work."""
+    checkpoint interval): the same durability, none of the service's work. ``sort``: each
+    transaction's rows in session-id order (sorted inside the timed work), as the store
+    inserts a batch as large as ``import``'s."""
     store = SqliteStore(database)
     conn = store.writer()
     sql = ("INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
@@ -81,7 +88,8 @@ def bare_executemany(database: str, rows: list[tuple[Any, ...]], batch: int) -> 
     began = time.perf_counter()
     for start in range(0, len(rows), batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows[start:start + batch])
+        chunk = rows[start:start + batch]
+        conn.executemany(sql, sorted(chunk, key=itemgetter(1)) if sort else chunk)
         conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # the WAL copied back: see final_checkpoint
     elapsed = time.perf_counter() - began
@@ -167,6 +175,10 @@ def run(workdir: Path, preload: int, sessions: int, repeats: int, clients: list[
             seconds = bare_executemany(database, rows, batch)
             check("bare")
             rates.setdefault(f"bare executemany, {batch:,} per transaction", []).append(sessions / seconds)
+        fresh()
+        seconds = bare_executemany(database, rows, importer.BATCH_SIZE, sort=True)
+        check("bare, sorted")
+        rates.setdefault(SORTED_BARE, []).append(sessions / seconds)
         pairs = [(c, workers) for c in clients]
         for n_clients, n_workers in pairs + [pair for pair in more_workers if pair not in pairs]:
             fresh()

@@ -94,8 +94,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                      "; ".join(f"{k.removeprefix('HTTP, ')}: {med(v):.0%}" for k, v in ratios.items())
                      + f" (bare: {med(bare):,.0f}/s)", _per_count(ratios, 0.5)))
         imp = rates["sessiontally import"]
+        limit = next((v for k, v in rates.items() if k.endswith("sorted by id")), None)
+        of_limit = (f"; {med([a / b for a, b in zip(imp, limit, strict=False)]):.0%} of the bare insert"
+                    f" as `import` writes, sorted 50,000-row transactions: {med(limit):,.0f}/s"
+                    if limit else "")
         rows.append(("`import` >= 200,000 sessions/s",
-                     f"{med(imp):,.0f}/s ({size_name(ing['sessions'])}-line file)", yes(med(imp) >= 200_000)))
+                     f"{med(imp):,.0f}/s ({size_name(ing['sessions'])}-line file{of_limit})",
+                     yes(med(imp) >= 200_000)))
     mem = results.get("memory")
     if mem:
         peak = max(max(r["peak_rss_sum_mib"], r["hwm_sum_mib"]) for r in mem["server"]) * MIB_TO_MB
@@ -296,6 +301,9 @@ def _ingest(results: dict[str, Any], add: Any) -> None:
         + "), `BEGIN IMMEDIATE` ... `COMMIT` around each `executemany`. HTTP: "
         "`sessiontally serve`, 1 worker unless the method names more, 1,000 sessions per POST. "
         "`import`: the command's wall time (start-up included). "
+        + ("`import` commits every 50,000 sessions, each batch inserted in session-id order; the "
+           "bare insert \"sorted by id\" does the same, so it is the engine's limit for the way "
+           "`import` writes. " if any(k.endswith("sorted by id") for k in ing["rates"]) else "")
         + ("Every figure includes copying what the WAL still holds back into the database at the "
            "end (`PRAGMA wal_checkpoint(TRUNCATE)` after the bare insert and after the last POST; "
            "`import` does it when it closes), so that no method is credited with work it "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
+
 from sessiontally.store import Store
 from sessiontally.store.base import NewSession
 
@@ -50,3 +52,30 @@ def test_batches_of_new_known_and_repeated_ids_count_each_id_once(store: Store) 
     for app in apps:
         assert store.rollup_total(ws, app, 0) == wins[app]
         assert store.count_raw_in_range(ws, app, 0, 2**62) == wins[app]
+
+
+@pytest.mark.parametrize("size", [1_300, 25_000])
+def test_a_large_batch_keeps_the_first_write_of_each_id(store: Store, size: int) -> None:
+    """A large batch, with repeats far from their first occurrence and ids recorded by an
+    earlier batch: each repeat is a duplicate, and only the first write's app is counted.
+    (SQLite inserts a batch of 20,000 or more in id order, not in the batch's.)"""
+    ws = store.create_workspace("large", "UTC", 1000).workspace_id
+    first, other = (store.create_app(ws, f"00000000-0000-4000-8000-00000000000{n}", f"a{n}", None).app_key
+                    for n in (1, 2))
+    known = [NewSession(f"known-{i}", "u", first, T0, None) for i in range(100)]
+    assert store.record_sessions(ws, known).recorded == 100
+    batch: list[NewSession] = []
+    for i in range(size):
+        if i % 7 == 6:
+            sid = batch[i // 2].session_id  # repeated from far earlier in the batch
+        elif i % 11 == 10:
+            sid = known[i % 100].session_id
+        else:
+            sid = f"new-{i}"
+        batch.append(NewSession(sid, "u", other if i % 7 == 6 or i % 11 == 10 else first, T0, None))
+    new = len({s.session_id for s in batch} - {s.session_id for s in known})
+    outcome = store.record_sessions(ws, batch)
+    assert (outcome.recorded, outcome.duplicates) == (new, size - new)
+    assert store.count_raw_sessions(ws) == 100 + new
+    assert store.rollup_total(ws, first, 0) == 100 + new  # no repeat's write was counted
+    assert store.rollup_total(ws, other, 0) == 0
