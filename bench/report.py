@@ -34,6 +34,12 @@ def _loaded(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in results.get("series", []) if "latency" in s]
 
 
+def _sorted_bare(rates: dict[str, list[float]]) -> list[float] | None:
+    """The bare insert sorted by id, as ``import`` writes (bench/ingest_rates.py
+    SORTED_BARE); None in results from before it was measured."""
+    return next((v for k, v in rates.items() if k.endswith("sorted by id")), None)
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     sizes = _loaded(results)
@@ -94,7 +100,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                      "; ".join(f"{k.removeprefix('HTTP, ')}: {med(v):.0%}" for k, v in ratios.items())
                      + f" (bare: {med(bare):,.0f}/s)", _per_count(ratios, 0.5)))
         imp = rates["sessiontally import"]
-        limit = next((v for k, v in rates.items() if k.endswith("sorted by id")), None)
+        limit = _sorted_bare(rates)
         of_limit = (f"; {med([a / b for a, b in zip(imp, limit, strict=False)]):.0%} of the bare insert"
                     f" as `import` writes, sorted 50,000-row transactions: {med(limit):,.0f}/s"
                     if limit else "")
@@ -303,7 +309,7 @@ def _ingest(results: dict[str, Any], add: Any) -> None:
         "`import`: the command's wall time (start-up included). "
         + ("`import` commits every 50,000 sessions, each batch inserted in session-id order; the "
            "bare insert \"sorted by id\" does the same, so it is the engine's limit for the way "
-           "`import` writes. " if any(k.endswith("sorted by id") for k in ing["rates"]) else "")
+           "`import` writes. " if _sorted_bare(ing["rates"]) else "")
         + ("Every figure includes copying what the WAL still holds back into the database at the "
            "end (`PRAGMA wal_checkpoint(TRUNCATE)` after the bare insert and after the last POST; "
            "`import` does it when it closes), so that no method is credited with work it "

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -571,31 +572,25 @@ class SqliteStore(SqlReads):
     def _insert_new(
         conn: sqlite3.Connection, workspace_id: int, candidates: Sequence[NewSession]
     ) -> list[NewSession]:
-        """Insert the sessions whose ids are not stored yet, and return them (in their
-        order): one statement per row, whose change count says whether the row went in.
-        (A lookup first and then an insert descends the session B-tree twice per row; an
-        insert of the whole batch in a savepoint, undone when it met a known id, made
-        SQLite journal every page it changed; a multi-row INSERT … RETURNING cost more
-        in Python than it saved: bench/RESULTS.md.)
+        """Insert the sessions whose ids are not stored yet, and return them: one statement
+        per row, whose change count says whether the row went in. (A lookup first and then
+        an insert descends the session B-tree twice per row; an insert of the whole batch
+        in a savepoint, undone when it met a known id, made SQLite journal every page it
+        changed; a multi-row INSERT … RETURNING cost more in Python than it saved:
+        bench/RESULTS.md.)
 
-        A large batch (``import``'s) goes in in session-id order: random ids touch more
-        leaves than the writer's page cache holds, and in id order each leaf is visited
-        once per transaction instead of being spilled and read back. The sort is stable,
-        so of two rows with one id the earlier is still the one inserted."""
+        A large batch (``import``'s) goes in, and comes back, in session-id order: random
+        ids touch more leaves than the writer's page cache holds, and in id order each leaf
+        is visited once per transaction instead of being spilled and read back. The sort
+        is stable, so of two rows with one id the earlier is still the one inserted."""
+        if len(candidates) >= SORTED_INSERT_MIN_ROWS:
+            candidates = sorted(candidates, key=attrgetter("session_id"))
         insert = conn.execute
-        if len(candidates) < SORTED_INSERT_MIN_ROWS:
-            return [
-                s for s in candidates
-                if insert(_INSERT_NEW_SESSION, (workspace_id, s.session_id, s.external_id,
-                                                s.app_key, s.started_at, s.ended_at)).rowcount
-            ]
-        by_id = sorted(enumerate(candidates), key=lambda numbered: numbered[1].session_id)
-        inserted = sorted(
-            i for i, s in by_id
-            if insert(_INSERT_NEW_SESSION, (workspace_id, s.session_id, s.external_id,
-                                            s.app_key, s.started_at, s.ended_at)).rowcount
-        )
-        return [candidates[i] for i in inserted]
+        return [
+            s for s in candidates
+            if insert(_INSERT_NEW_SESSION, (workspace_id, s.session_id, s.external_id, s.app_key,
+                                            s.started_at, s.ended_at)).rowcount
+        ]
 
     def _classify(
         self,
