@@ -1,0 +1,97 @@
+"""Every error sessiontally raises on purpose, in one tree at the bottom of the package.
+
+The service and the stores raise these; only the HTTP layer turns them into status codes
+(``api/errors.py``) and only the CLI turns them into one-line messages. Nothing here knows
+of HTTP.
+
+* SessiontallyError           any refusal a caller or operator can be told about
+  - InvalidInput              the request or its parameters break a rule (optional ``errors``)
+  - Unauthenticated           no valid credentials
+  - Forbidden                 valid credentials without the permission needed
+  - NotFound                  the thing named does not exist (in this workspace)
+  - Conflict                  the thing would clash with one that exists
+    · DuplicateName           a workspace or other uniquely named thing of that name exists
+  - TooLarge                  the request is over a size limit
+  - RateLimited               the workspace is over its hourly request limit
+  - Unavailable               a dependency cannot be reached now; retrying later may work
+    · StoreUnavailable        the database (down, restarting, no pooled connection in time)
+    · StoreBusy               the database stayed locked past the wait allowed
+    · RateLimiterUnavailable  the rate-limit counters (file or Redis) cannot be reached
+
+``WouldBlock`` is not an error: the service raises it when an answer would need a scan,
+so that a caller on an event loop retries the call in a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SessiontallyError(Exception):
+    """A refusal with a message meant for the caller, shown as it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(SessiontallyError):
+    """The request, a parameter or an item breaks a rule of the contract.
+
+    ``errors`` lists per-item problems of a batch (JSON objects), when there are any."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class Unauthenticated(SessiontallyError):
+    """No credentials, or credentials that admit nobody."""
+
+
+class Forbidden(SessiontallyError):
+    """Valid credentials that lack the permission the request needs."""
+
+
+class NotFound(SessiontallyError):
+    """The workspace, app, key, segment or user named does not exist."""
+
+
+class Conflict(SessiontallyError):
+    """The change would clash with what is stored."""
+
+
+class DuplicateName(Conflict):
+    """A workspace (or other uniquely named thing) of that name already exists."""
+
+
+class TooLarge(SessiontallyError):
+    """The request is over one of the limits in ``limits.py``."""
+
+
+class RateLimited(SessiontallyError):
+    """The workspace has used its requests for this hour; ``reset`` is when it may retry."""
+
+    def __init__(self, message: str, reset: int) -> None:
+        super().__init__(message)
+        self.reset = reset
+
+
+class Unavailable(SessiontallyError):
+    """A dependency cannot be reached right now; the same request may succeed later."""
+
+
+class StoreUnavailable(Unavailable):
+    """The database is down, restarting, or gave no connection in time."""
+
+
+class StoreBusy(Unavailable):
+    """The database stayed locked by another writer past the wait allowed."""
+
+
+class RateLimiterUnavailable(Unavailable):
+    """The rate-limit counters cannot be reached: the request must not be served uncounted."""
+
+
+class WouldBlock(Exception):
+    """The answer needs a scan of raw rows: a caller on an event loop runs it in a thread."""
