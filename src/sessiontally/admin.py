@@ -10,11 +10,8 @@ from dataclasses import dataclass
 import orjson
 
 from . import buckets, ipallow, keys, limits, segments
+from .errors import Conflict, DuplicateName, InvalidInput, NotFound
 from .store.base import App, DuplicateNameError, Segment, Store, TrackingLimitError, Workspace
-
-
-class AdminError(ValueError):
-    """A refused operator request; the message is shown as is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +27,7 @@ class CreatedKey:
 def _name(value: str, what: str) -> str:
     value = value.strip()
     if not 1 <= len(value) <= limits.MAX_NAME_LENGTH:
-        raise AdminError(f"{what} must be 1 to {limits.MAX_NAME_LENGTH} characters")
+        raise InvalidInput(f"{what} must be 1 to {limits.MAX_NAME_LENGTH} characters")
     return value
 
 
@@ -39,24 +36,24 @@ def create_workspace(
 ) -> Workspace:
     name = _name(name, "workspace name")
     if name.isdigit():
-        raise AdminError("workspace name must not be all digits (digits name a workspace id)")
+        raise InvalidInput("workspace name must not be all digits (digits name a workspace id)")
     try:
         buckets.load_zone(time_zone)
     except buckets.UnknownZoneError:
-        raise AdminError(f"unknown IANA time zone: {time_zone!r}") from None
+        raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
     if rate_limit < 1:
-        raise AdminError("rate limit must be a positive number of requests per hour")
+        raise InvalidInput("rate limit must be a positive number of requests per hour")
     try:
         return store.create_workspace(name, time_zone, rate_limit)
     except DuplicateNameError as exc:
-        raise AdminError(str(exc)) from None
+        raise DuplicateName(str(exc)) from None
 
 
 def resolve_workspace(store: Store, ref: str) -> Workspace:
     """A workspace by id (all digits) or by name."""
     workspace = store.get_workspace(int(ref)) if ref.isdigit() else store.find_workspace(ref)
     if workspace is None:
-        raise AdminError(f"no workspace {ref!r}")
+        raise NotFound(f"no workspace {ref!r}")
     return workspace
 
 
@@ -76,10 +73,10 @@ def create_key(
 ) -> CreatedKey:
     name = _name(name, "key name")
     if not permissions:
-        raise AdminError("give at least one --permission")
+        raise InvalidInput("give at least one --permission")
     unknown = [p for p in permissions if p not in keys.PERMISSIONS]
     if unknown:
-        raise AdminError(
+        raise InvalidInput(
             f"unknown permission {unknown[0]!r}; choose from: {', '.join(keys.PERMISSIONS)}"
         )
     networks = []
@@ -87,7 +84,7 @@ def create_key(
         try:
             networks.append(str(ipallow.parse_entry(entry)))
         except ValueError as exc:
-            raise AdminError(str(exc)) from None
+            raise InvalidInput(str(exc)) from None
     secret = keys.generate_key(workspace.workspace_id)
     ordered = tuple(dict.fromkeys(permissions))
     key_id = store.create_key(
@@ -106,7 +103,7 @@ def revoke_key(store: Store, workspace: Workspace, ref: str) -> None:
     key_id = int(ref) if ref.isdigit() else None
     key_hash = None if key_id is not None else keys.hash_key(ref)
     if not store.revoke_key(workspace.workspace_id, key_hash, key_id):
-        raise AdminError("no such active key in this workspace")
+        raise NotFound("no such active key in this workspace")
 
 
 # ---------------------------------------------------------------------- segments
@@ -130,12 +127,12 @@ def create_segment(
     try:
         parsed = segments.parse_filter_json(filter_text)
     except segments.FilterError as exc:
-        raise AdminError(f"invalid filter: {exc}") from None
+        raise InvalidInput(f"invalid filter: {exc}") from None
     if len(description) > MAX_DESCRIPTION_LENGTH:
-        raise AdminError(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
     clean_tags = list(dict.fromkeys(t.strip() for t in tags))
     if len(clean_tags) > MAX_TAGS or any(not 1 <= len(t) <= MAX_TAG_LENGTH for t in clean_tags):
-        raise AdminError(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters")
+        raise InvalidInput(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters")
     canonical = orjson.dumps(segments.filter_to_json(parsed)).decode()
     try:
         return store.create_segment(
@@ -143,7 +140,7 @@ def create_segment(
             analytics, _now_us(),
         )
     except TrackingLimitError as exc:
-        raise AdminError(str(exc)) from None
+        raise Conflict(str(exc)) from None
 
 
 def set_segment_analytics(store: Store, workspace: Workspace, segment_id: str, enabled: bool) -> Segment:
@@ -151,9 +148,9 @@ def set_segment_analytics(store: Store, workspace: Workspace, segment_id: str, e
     try:
         segment = store.set_segment_tracking(workspace.workspace_id, segment_id, enabled, _now_us())
     except TrackingLimitError as exc:
-        raise AdminError(str(exc)) from None
+        raise Conflict(str(exc)) from None
     if segment is None:
-        raise AdminError(f"no segment {segment_id!r} in this workspace")
+        raise NotFound(f"no segment {segment_id!r} in this workspace")
     return segment
 
 

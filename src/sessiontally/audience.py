@@ -10,19 +10,12 @@ from typing import Any
 import orjson
 
 from . import attributes, segments
+from .errors import InvalidInput
 from .store.base import Segment, Store, TrackedSegment, Workspace
 
 SEGMENTS_PAGE_SIZE = 100
 _DECODED_CACHE_SIZE = 50_000
 _MAX_PAGE = 10_000_000
-
-
-class AudienceError(ValueError):
-    """A 400 caused by the caller; the message names the parameter or part."""
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors
 
 
 class SegmentClassifier:
@@ -69,14 +62,14 @@ class SegmentClassifier:
 
 
 def track_users(store: Store, workspace: Workspace, body: Any, now_us: int) -> dict[str, Any]:
-    """Apply a ``/users/track`` body; the 201 body, or AudienceError (400)."""
+    """Apply a ``/users/track`` body; the 201 body, or InvalidInput."""
     try:
         valid, errors = attributes.validate_users_batch(body)
     except attributes.UsersBatchError as exc:
-        raise AudienceError(str(exc)) from None
+        raise InvalidInput(str(exc)) from None
     valid, errors = _refuse_nul_external_ids(valid, errors)
     if not valid:
-        raise AudienceError("no valid attributes objects in the request", errors)
+        raise InvalidInput("no valid attributes objects in the request", errors)
     updates = [update for _, update in valid]
 
     def apply(current: Mapping[str, str]) -> dict[str, str]:
@@ -129,7 +122,7 @@ def _unique_params(pairs: Iterable[tuple[str, str]], known: Sequence[str]) -> di
         if name not in known:
             continue
         if name in values:
-            raise AudienceError(f"'{name}' is given more than once")
+            raise InvalidInput(f"'{name}' is given more than once")
         values[name] = value
     return values
 
@@ -140,13 +133,13 @@ def list_segments(store: Store, workspace: Workspace, pairs: Iterable[tuple[str,
     if not raw_page.isascii() or not raw_page.isdigit() or len(raw_page) > 8 or (
         len(raw_page) > 1 and raw_page.startswith("0")
     ):
-        raise AudienceError("'page' must be a non-negative integer")
+        raise InvalidInput("'page' must be a non-negative integer")
     page = int(raw_page)
     if page > _MAX_PAGE:
-        raise AudienceError("'page' is too large")
+        raise InvalidInput("'page' is too large")
     direction = params.get("sort_direction", "asc").lower()
     if direction not in ("asc", "desc"):
-        raise AudienceError("'sort_direction' must be 'asc' or 'desc'")
+        raise InvalidInput("'sort_direction' must be 'asc' or 'desc'")
     found = store.list_segments(
         workspace.workspace_id, page * SEGMENTS_PAGE_SIZE, SEGMENTS_PAGE_SIZE, direction == "desc"
     )
@@ -168,10 +161,10 @@ def segment_details(store: Store, workspace: Workspace, pairs: Iterable[tuple[st
     params = _unique_params(pairs, ("segment_id",))
     segment_id = params.get("segment_id")
     if not segment_id:
-        raise AudienceError("'segment_id' is required")
+        raise InvalidInput("'segment_id' is required")
     segment = store.get_segment(workspace.workspace_id, segment_id) if _storable_id(segment_id) else None
     if segment is None:
-        raise AudienceError("'segment_id' is not a segment of this workspace")
+        raise InvalidInput("'segment_id' is not a segment of this workspace")
     return {
         "created_at": iso_micros(segment.created_at),
         "updated_at": iso_micros(segment.updated_at),
@@ -184,12 +177,12 @@ def segment_details(store: Store, workspace: Workspace, pairs: Iterable[tuple[st
 
 
 def tracked_segment_key(store: Store, workspace: Workspace, segment_id: str) -> int:
-    """The rollup key of a tracked segment of the workspace, or AudienceError saying why not."""
+    """The rollup key of a tracked segment of the workspace, or InvalidInput saying why not."""
     segment = store.get_segment(workspace.workspace_id, segment_id) if _storable_id(segment_id) else None
     if segment is None:
-        raise AudienceError("'segment_id' is not a segment of this workspace")
+        raise InvalidInput("'segment_id' is not a segment of this workspace")
     if not segment.analytics_enabled:
-        raise AudienceError("'segment_id' names a segment whose analytics tracking is off")
+        raise InvalidInput("'segment_id' names a segment whose analytics tracking is off")
     return segment.segment_key
 
 

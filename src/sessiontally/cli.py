@@ -17,6 +17,7 @@ import orjson
 
 from . import admin, keys, limits
 from .config import Settings
+from .errors import SessiontallyError
 from .store import DATABASE_ENV, database_url, open_store
 from .store.base import Store
 
@@ -63,13 +64,13 @@ def _safe_url(url: str) -> str:
 
 
 def _admin(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn AdminError into a one-line message and exit status 1."""
+    """Turn a refusal (``sessiontally.errors``) into a one-line message and exit status 1."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except admin.AdminError as exc:
+        except SessiontallyError as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from . import admin, attributes, audience, buckets, keys
+from .errors import DuplicateName
 from .store.base import App, NewSession, Segment, Store, Workspace
 
 DEMO_ZONE = "America/New_York"
@@ -126,7 +127,7 @@ def run_demo(
     if existing is None:
         try:
             workspace = admin.create_workspace(store, name, DEMO_ZONE)
-        except admin.AdminError:
+        except DuplicateName:
             existing = store.find_workspace(name)  # created meanwhile by someone else
             if existing is None:
                 raise

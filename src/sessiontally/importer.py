@@ -28,8 +28,9 @@ from typing import IO, Any
 
 import orjson
 
+from .errors import InvalidInput
 from .ratelimit import RateDecision
-from .service import ClientError, Service
+from .service import Service
 from .store.base import Store, Workspace
 
 # Items per record_items call, each one transaction. Random session ids dirty about one
@@ -213,10 +214,8 @@ class _Batcher:
                 self.summary.recorded += result.recorded
                 self.summary.duplicates += result.duplicates
                 found = result.errors
-            except ClientError as exc:  # not one valid item in the batch
-                if exc.status != 400:
-                    raise
-                found = exc.body.get("errors", [])
+            except InvalidInput as exc:  # not one valid item in the batch
+                found = exc.errors or []
             if found:  # merge with the reader's rejections, by line
                 rejected = rejected + [(lines[e["index"]], e["message"]) for e in found]
                 rejected.sort(key=lambda pair: pair[0])

@@ -1,22 +1,22 @@
 """The use cases: authenticate, rate-limit, record sessions, export sessions by time.
 
-Knows nothing of HTTP: the API layer turns requests into these calls and results or
-exceptions into responses. Every error a caller can cause is a ``ClientError`` carrying
-the status and the contract's message.
+Knows nothing of HTTP: the API layer turns requests into these calls, and their results
+and ``sessiontally.errors`` into responses.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
 
 from . import audience, buckets, ingest, ipallow, keys
+from .answers import AnswerCache
+from .errors import Forbidden, InvalidInput, Unauthenticated, WouldBlock
 from .ratelimit import RateDecision, RateLimiter
 from .series_query import InvalidParameter, parse_series_query
 from .store.base import ApiKey, NewSession, Store, Workspace
@@ -25,28 +25,6 @@ INVALID_KEY = "Invalid API key"
 KEY_TOUCH_INTERVAL_S = 60
 _NOT_IANA_NAMES = frozenset({"localtime", "posixrules", "Factory"})
 
-
-@contextmanager
-def _as_client_error() -> Iterator[None]:
-    try:
-        yield
-    except audience.AudienceError as exc:
-        extra = {"errors": exc.errors} if exc.errors is not None else {}
-        raise ClientError(400, str(exc), **extra) from None
-
-
-class WouldBlock(Exception):
-    """The call would scan raw rows (long): the caller on an event loop runs it in a
-    worker thread instead."""
-
-
-class ClientError(Exception):
-    """An error the caller caused: HTTP status and the JSON body to send."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"message": message, **extra}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +57,12 @@ class Service:
         limiter: RateLimiter,
         clock: Callable[[], float] = time.time,
         background: Callable[[Callable[[], None]], object] | None = None,
+        answers: AnswerCache | None = None,
     ) -> None:
         self.store = store
         self.limiter = limiter
         self.clock = clock
+        self.answers = answers if answers is not None else AnswerCache()
         # Where the occasional last-seen write runs: inline by default; the HTTP app,
         # which authenticates reads on its event loop, hands it to a worker thread.
         self.background = background
@@ -92,16 +72,16 @@ class Service:
     # ------------------------------------------------------------------ access
 
     def authenticate(self, token: str | None, client_ip: str | None) -> Principal:
-        """The key's principal, or ClientError 401 (one body for every reason)."""
+        """The key's principal, or Unauthenticated (one message for every reason)."""
         if not token or len(token) > keys.MAX_KEY_LENGTH:
-            raise ClientError(401, INVALID_KEY)
+            raise Unauthenticated(INVALID_KEY)
         workspace_id = keys.workspace_of(token)
         if workspace_id is None:
-            raise ClientError(401, INVALID_KEY)
+            raise Unauthenticated(INVALID_KEY)
         presented = keys.hash_key(token)
         # A key admitted from this address is remembered while the stored data are
         # unchanged (revoking it, or any other write, forgets it); refusals never are.
-        cache = self.store.answer_cache()
+        cache = self.answers.under(self.store.change_token())
         remembered = (_PRINCIPAL, workspace_id, presented, client_ip)
         principal = cache.get(remembered) if cache is not None else None
         if principal is None:
@@ -119,10 +99,10 @@ class Service:
             or record.revoked
             or not ipallow.is_allowed(client_ip, record.allowed_ips)
         ):
-            raise ClientError(401, INVALID_KEY)
+            raise Unauthenticated(INVALID_KEY)
         workspace = self.store.get_workspace(record.workspace_id)
         if workspace is None:
-            raise ClientError(401, INVALID_KEY)
+            raise Unauthenticated(INVALID_KEY)
         return Principal(record, workspace)
 
     def _touch(self, record: ApiKey) -> None:
@@ -145,9 +125,7 @@ class Service:
     @staticmethod
     def require(principal: Principal, permission: str) -> None:
         if permission not in principal.key.permissions:
-            raise ClientError(
-                403, f"Access Denied: this API key does not have the {permission} permission"
-            )
+            raise Forbidden(f"Access Denied: this API key does not have the {permission} permission")
 
     # ------------------------------------------------------------------ record
 
@@ -155,11 +133,11 @@ class Service:
         try:
             items = ingest.batch_items(body)
         except ingest.BatchShapeError as exc:
-            raise ClientError(400, str(exc)) from None
+            raise InvalidInput(str(exc)) from None
         return self.record_items(workspace, items)
 
     def record_items(self, workspace: Workspace, items: list[Any]) -> TrackResult:
-        """Validate and record; ClientError 400 when no item is valid."""
+        """Validate and record; InvalidInput when no item is valid."""
         now_us = int(self.clock() * 1_000_000)
         valid, errors = ingest.validate_batch(items, now_us)
         app_keys = {app.app_id: app.app_key for app in self.store.list_apps(workspace.workspace_id)}
@@ -181,7 +159,7 @@ class Service:
         errors.sort(key=lambda e: e.index)
         error_list = [e.as_json() for e in errors]
         if not rows:
-            raise ClientError(400, "no valid sessions in the request", errors=error_list)
+            raise InvalidInput("no valid sessions in the request", error_list)
         outcome = self.store.record_sessions(workspace.workspace_id, rows, self.classifier)
         return TrackResult(outcome.recorded, outcome.duplicates, error_list)
 
@@ -193,7 +171,7 @@ class Service:
         """The series' points. With ``may_scan=False``, WouldBlock instead of counting from
         the raw rows (off-grid zone rules) so that an event loop never runs a scan.
 
-        Answers are kept in the store's answer cache (where it has one), so a repeated
+        Answers are kept while the stored data are unchanged (``answers``), so a repeated
         query skips parsing, bucketing and the rollup read while the stored data are
         unchanged. An answer without ``ending_at`` depends on the clock only through the
         bucket holding "now": it is reused while the clock stays in that bucket."""
@@ -212,7 +190,7 @@ class Service:
         # The legacy api_key parameter names no part of the answer (the workspace does),
         # and a key's secret is not kept in a cache.
         pairs = tuple([pair for pair in query_pairs if pair[0] != "api_key"])
-        cache = self.store.answer_cache()
+        cache = self.answers.under(self.store.change_token())
         key = (_SERIES_ANSWER, workspace, pairs)
         now = self.clock()
         if cache is not None:
@@ -231,7 +209,7 @@ class Service:
         try:
             query = parse_series_query(query_pairs)
         except InvalidParameter as exc:
-            raise ClientError(400, str(exc)) from None
+            raise InvalidInput(str(exc)) from None
 
         zone_name = workspace.time_zone
         if query.time_zone is not None:
@@ -242,17 +220,17 @@ class Service:
             if zone_name in _NOT_IANA_NAMES or zone_name.startswith(("posix/", "right/")):
                 # Files of the system's zone directory that are not zone names: 'localtime'
                 # is whatever zone the server machine is set to (answers would depend on it).
-                raise ClientError(400, "'time_zone' is not a known IANA time zone name")
+                raise InvalidInput("'time_zone' is not a known IANA time zone name")
         try:
             zone = buckets.load_zone(zone_name)
         except buckets.UnknownZoneError:
-            raise ClientError(400, "'time_zone' is not a known IANA time zone name") from None
+            raise InvalidInput("'time_zone' is not a known IANA time zone name") from None
 
         app_key = 0
         if query.app_id is not None:
             app = self.store.find_app(workspace.workspace_id, query.app_id)
             if app is None:
-                raise ClientError(400, "'app_id' is not an app of this workspace")
+                raise InvalidInput("'app_id' is not an app of this workspace")
             app_key = app.app_key
 
         segment_key = 0
@@ -267,7 +245,7 @@ class Service:
             )
             series = buckets.series(query.unit, query.length, ending, zone)
         except (OverflowError, ValueError):
-            raise ClientError(400, "'ending_at' is out of the supported range") from None
+            raise InvalidInput("'ending_at' is out of the supported range") from None
 
         counts = self._count(workspace.workspace_id, app_key, segment_key, series, may_scan)
         serialised = orjson.dumps(_points(series, tuple(counts)))
@@ -276,24 +254,20 @@ class Service:
         return _SeriesAnswer(serialised, float("-inf"), float("inf"))
 
     def tracked_segment_key(self, workspace: Workspace, segment_id: str) -> int:
-        with _as_client_error():
-            return audience.tracked_segment_key(self.store, workspace, segment_id)
+        return audience.tracked_segment_key(self.store, workspace, segment_id)
 
     # ------------------------------------------------------------------ users, segments
 
     def track_users(self, workspace: Workspace, body: Any) -> dict[str, Any]:
-        with _as_client_error():
-            return audience.track_users(self.store, workspace, body, int(self.clock() * 1_000_000))
+        return audience.track_users(self.store, workspace, body, int(self.clock() * 1_000_000))
 
     def list_segments(self, workspace: Workspace, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-        with _as_client_error():
-            return audience.list_segments(self.store, workspace, pairs)
+        return audience.list_segments(self.store, workspace, pairs)
 
     def segment_details(
         self, workspace: Workspace, pairs: Iterable[tuple[str, str]]
     ) -> dict[str, Any]:
-        with _as_client_error():
-            return audience.segment_details(self.store, workspace, pairs)
+        return audience.segment_details(self.store, workspace, pairs)
 
     def _count(
         self,
@@ -320,7 +294,7 @@ class Service:
         ]
 
 
-# Key prefixes of what the service keeps in the store's answer cache.
+# Key prefixes of the answers the service keeps (one cache holds both kinds).
 _SERIES_ANSWER = "series-answer"
 _PRINCIPAL = "principal"
 

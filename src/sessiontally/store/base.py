@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +103,32 @@ class DuplicateNameError(ValueError):
 
 class Store(Protocol):
     """Persistence for one deployment. Every method that touches tenant data takes the
-    workspace id first and filters on it; nothing crosses workspaces."""
+    workspace id first and filters on it; nothing crosses workspaces.
+
+    Engines raise only ``sessiontally.errors`` for conditions a caller handles:
+    ``StoreUnavailable`` when the database cannot be reached, ``StoreBusy`` when it stays
+    locked, ``DuplicateName`` for a taken name; driver exceptions never leave an engine.
+    """
+
+    # Reads never wait for a writer (SQLite in WAL mode), so a caller may run them on an
+    # event loop, inside ``pinned_reads``. An engine that sets it raises ``StoreBusy``
+    # quickly there instead of waiting, and the caller then retries in a worker thread.
+    reads_never_block: ClassVar[bool]
 
     def migrate(self) -> int: ...
     def ping(self) -> bool: ...
     def close(self) -> None: ...
+
+    def pinned_reads(self) -> AbstractContextManager[None]:
+        """Reads of this thread inside the block see the data as of its start (where the
+        engine can do so cheaply; else the block changes nothing)."""
+        ...
+
+    def change_token(self) -> object | None:
+        """A value that is the same object as one this thread got earlier only while no
+        write has been committed since; callers keep answers derived from the stored data
+        under it. None when the engine cannot tell cheaply (then nothing is kept)."""
+        ...
 
     # workspaces
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace: ...
@@ -168,5 +190,3 @@ class Store(Protocol):
         self, workspace_id: int, app_key: int, start_us: int, end_us: int
     ) -> int: ...
     def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int: ...
-    # answers derived from the stored data, kept while it is unchanged (None: no such cache)
-    def answer_cache(self) -> dict[tuple[Any, ...], Any] | None: ...

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import psycopg
@@ -79,6 +79,13 @@ def _durable_commits(conn: psycopg.Connection) -> None:
 
 class PostgresStore(SqlReads):
     unavailable_errors = UNAVAILABLE_ERRORS
+    reads_never_block: ClassVar[bool] = False  # every read may wait for the network
+
+    def pinned_reads(self) -> AbstractContextManager[None]:
+        return nullcontext()  # each read takes its own snapshot
+
+    def change_token(self) -> object | None:
+        return None  # telling that another instance committed would cost a round trip
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url

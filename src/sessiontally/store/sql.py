@@ -37,11 +37,6 @@ class SqlReads:
     def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def answer_cache(self) -> dict[tuple[Any, ...], Any] | None:
-        """Where callers may keep answers derived from the stored data while it stays
-        unchanged; None for an engine that cannot tell cheaply that it changed."""
-        return None
-
     def get_workspace(self, workspace_id: int) -> Workspace | None:
         row = self._fetch_one(
             "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE workspace_id = ?",

@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -140,7 +140,7 @@ def _migrations() -> list[tuple[int, str]]:
 class SqliteStore(SqlReads):
     """Store on a SQLite file. One connection per thread; safe across worker processes."""
 
-    reads_never_block = True  # WAL: a reader never waits for a writer
+    reads_never_block: ClassVar[bool] = True  # WAL: a reader never waits for a writer
     # What a read on the event loop raises when the database stays busy past the loop
     # connection's short timeout (rare in WAL: e.g. while another process recovers it).
     busy_errors = (sqlite3.OperationalError,)
@@ -370,11 +370,9 @@ class SqliteStore(SqlReads):
     def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, params).fetchall()
 
-    def answer_cache(self) -> dict[tuple[Any, ...], Any] | None:
-        """The read cache itself (this thread's connection): what callers keep there is
-        forgotten with it whenever any connection commits. Keys must be tuples whose first
-        item is a name of the caller's own (the store's entries start with SQL text or
-        "series")."""
+    def change_token(self) -> object | None:
+        """This thread's read cache: a new one begins whenever any connection commits, so
+        it stands for the data as this thread last saw them."""
         pinned = getattr(self._local, "pinned", None)  # (the common case, checked first)
         return pinned if pinned is not None else self._read_cache(self._conn())
 

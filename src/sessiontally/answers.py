@@ -1,0 +1,35 @@
+"""Answers the service keeps while the stored data are unchanged.
+
+Dashboards repeat the same few requests, and an answer (an admitted key, a serialised
+series) costs far more to rebuild than to look up. Each thread keeps its own answers under
+the store's change token (``Store.change_token``): a new token means something was
+committed since, and everything kept under the old one is dropped. An engine that gives
+no token gets nothing kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+DEFAULT_ENTRIES = 512
+
+
+class AnswerCache:
+    """Per-thread answers, valid while the store's change token is the same object."""
+
+    def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._local = threading.local()
+
+    def under(self, token: object | None) -> dict[tuple[Any, ...], Any] | None:
+        """This thread's answers under ``token`` (emptied when the token changes or the
+        answers reach ``max_entries``); None when nothing may be kept."""
+        if token is None or not self.max_entries:
+            return None
+        local = self._local
+        answers: dict[tuple[Any, ...], Any] | None = getattr(local, "answers", None)
+        if answers is None or local.token is not token or len(answers) >= self.max_entries:
+            answers = local.answers = {}
+            local.token = token
+        return answers
