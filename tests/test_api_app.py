@@ -1,10 +1,9 @@
-"""The API's read path on the embedded store (api/app.py), in-process: a series read runs
+"""The API's read path on the embedded store (api/gate.py), in-process: a series read runs
 on the event loop, and whatever makes it give up there (a raw scan, a busy database)
 finishes in a worker thread with the request counted once against the rate limit."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from sessiontally import admin, keys
 from sessiontally.api.app import create_app
 from sessiontally.config import Settings
+from sessiontally.errors import StoreBusy
 from sessiontally.service import Service
 from sessiontally.store import open_store
 
@@ -63,7 +63,7 @@ def test_a_busy_database_during_the_action_moves_it_to_a_thread(served, monkeypa
     def data_series_json(workspace, pairs, may_scan=True):  # type: ignore[no-untyped-def]
         calls.append(may_scan)
         if not may_scan:  # on the event loop
-            raise sqlite3.OperationalError("database is locked")
+            raise StoreBusy("database is locked")
         return original(workspace, pairs, may_scan)
 
     monkeypatch.setattr(service, "data_series_json", data_series_json)
@@ -82,7 +82,7 @@ def test_a_busy_database_before_the_count_retries_it_all_in_a_thread(served, mon
     def authenticate(self, token, client_ip):  # type: ignore[no-untyped-def]
         if busy_once[0]:
             busy_once[0] = False
-            raise sqlite3.OperationalError("database is locked")
+            raise StoreBusy("database is locked")
         return original(self, token, client_ip)
 
     before = _remaining(client.get(SERIES, headers=headers))

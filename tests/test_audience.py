@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from segment_support import ENGINES, FakeClock, new_workspace, open_test_store, service_for, store_url
 
 from sessiontally import admin, attributes, audience
+from sessiontally.api.errors import error_body, status_of
 from sessiontally.attributes import Value
 from sessiontally.cli import main
-from sessiontally.service import ClientError
+from sessiontally.errors import SessiontallyError
 
 US = '{"attribute": "country", "op": "eq", "value": "US"}'
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC).timestamp()
@@ -52,9 +53,9 @@ def track(service, ws, *objects, **parts):
 
 
 def client_error(call, *args):
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(SessiontallyError) as raised:
         call(*args)
-    return raised.value.status, raised.value.body
+    return status_of(raised.value), error_body(raised.value)
 
 
 # ----------------------------------------------------------------------------- users
@@ -189,7 +190,7 @@ def test_nothing_valid_is_a_400_with_errors(service, store, ws):
 
 
 def admin_error(call, *args, **kwargs) -> str:
-    with pytest.raises(admin.AdminError) as raised:
+    with pytest.raises(SessiontallyError) as raised:
         call(*args, **kwargs)
     return str(raised.value)
 

@@ -17,9 +17,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sessiontally import keys
+from sessiontally.api.errors import status_of
 from sessiontally.cli import main
+from sessiontally.errors import SessiontallyError
 from sessiontally.importer import NoRateLimit
-from sessiontally.service import ClientError, Service
+from sessiontally.service import Service
 from sessiontally.store import DATABASE_ENV, open_store
 
 
@@ -148,9 +150,9 @@ def test_key_create_json(database: str) -> None:
     assert out["id"] == 1 and out["name"] == "all"
     assert out["permissions"] == list(keys.PERMISSIONS)
     assert out["allowed_ips"] == ["10.0.0.0/8", "2001:db8::1/128"]
-    with pytest.raises(ClientError) as refused:  # 127.0.0.1 is outside the allowlist
+    with pytest.raises(SessiontallyError) as refused:  # 127.0.0.1 is outside the allowlist
         authenticate(database, out["key"])
-    assert refused.value.status == 401
+    assert status_of(refused.value) == 401
 
 
 def test_key_create_unknown_workspace(database: str) -> None:
@@ -196,7 +198,7 @@ def test_key_revoke_by_key(database: str) -> None:
                    "--permission", "users.track"))
     result = cli(database, "key", "revoke", "--workspace", "acme", key)
     assert result.exit_code == 0 and "revoked" in result.stderr
-    with pytest.raises(ClientError):
+    with pytest.raises(SessiontallyError):
         authenticate(database, key)
     assert authenticate(database, other)[0] == "acme"  # only that key
     again = cli(database, "key", "revoke", "--workspace", "acme", key)
@@ -208,7 +210,7 @@ def test_key_revoke_by_id(database: str) -> None:
     created = json.loads(ok(cli(database, "key", "create", "--workspace", "acme", "--name", "k",
                                 "--permission", "users.track", "--json")))
     ok(cli(database, "key", "revoke", "--workspace", "acme", str(created["id"])))
-    with pytest.raises(ClientError):
+    with pytest.raises(SessiontallyError):
         authenticate(database, created["key"])
 
 

@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from segment_support import ENGINES, FakeClock, new_workspace, open_test_store, service_for
 
 from sessiontally import admin
-from sessiontally.service import ClientError
+from sessiontally.api.errors import error_body, status_of
+from sessiontally.errors import SessiontallyError
 
 ZONE_NAME = "America/New_York"
 ZONE = ZoneInfo(ZONE_NAME)
@@ -342,9 +343,10 @@ def test_segment_series_match_the_brute_force_model(oracle_store):
                 got = _series(service, ws, segment.segment_id)
                 assert got == model.series(index), (segment_filters[index], model.users)
             else:
-                with pytest.raises(ClientError) as refused:
+                with pytest.raises(SessiontallyError) as refused:
                     _series(service, ws, segment.segment_id)
-                assert (refused.value.status, refused.value.body) == (400, {"message": UNTRACKED_MESSAGE})
+                assert (status_of(refused.value), error_body(refused.value)) == (
+                    400, {"message": UNTRACKED_MESSAGE})
         # Turning tracking on is not retroactive: the series of every segment is now what
         # it counted while it was tracked, nothing more.
         for index, segment in enumerate(segments):

@@ -13,7 +13,8 @@ import pytest
 from segment_support import FakeClock, service_for
 
 from sessiontally import admin
-from sessiontally.service import ClientError, Service, WouldBlock
+from sessiontally.errors import InvalidInput, Unauthenticated, WouldBlock
+from sessiontally.service import Service
 from sessiontally.store.base import NewSession, Workspace
 from sessiontally.store.sqlite import SqliteStore
 
@@ -107,24 +108,30 @@ def test_a_series_with_ending_at_does_not_depend_on_the_clock(served) -> None:  
     assert [p["time"] for p in first] == ["2026-03-06", "2026-03-07", "2026-03-08"]
 
 
-def _kept_answers(store: SqliteStore) -> list[object]:
-    cache = store.answer_cache()
+def _kept(service: Service) -> dict[tuple[object, ...], object]:
+    """The answers the service keeps in this thread for the data as they are now."""
+    cache = service.answers.under(service.store.change_token())
     assert cache is not None
+    return cache
+
+
+def _kept_answers(service: Service) -> list[object]:
+    cache = _kept(service)
     return [key for key in cache if key[0] == "series-answer"]
 
 
 def test_refusals_and_deferred_scans_are_not_remembered(served) -> None:  # type: ignore[no-untyped-def]
     service, store, ws, _, _ = served
-    with pytest.raises(ClientError):
+    with pytest.raises(InvalidInput):
         service.data_series(ws, (("length", "0"), ("unit", "day")))
     # Monrovia's days of 1971 start at 00:44:30 UTC, off the quarter-hour grid: a raw scan,
     # which an event loop defers to a thread (WouldBlock)
     off_grid = (*DAYS, ("time_zone", "Africa/Monrovia"), ("ending_at", "1971-06-01"))
     with pytest.raises(WouldBlock):
         service.data_series(ws, off_grid, may_scan=False)
-    assert _kept_answers(store) == []
+    assert _kept_answers(service) == []
     assert [p["sessions"] for p in service.data_series(ws, off_grid)] == [0, 0, 0]  # in a thread
-    assert len(_kept_answers(store)) == 1
+    assert len(_kept_answers(service)) == 1
 
 
 def test_the_key_parameter_is_not_part_of_a_kept_answer(served) -> None:  # type: ignore[no-untyped-def]
@@ -132,8 +139,8 @@ def test_the_key_parameter_is_not_part_of_a_kept_answer(served) -> None:  # type
     secret = "st_1_" + "s" * 40
     first = service.data_series_json(ws, (*DAYS, ("api_key", secret)))
     assert orjson.loads(orjson.dumps(service.data_series_json(ws, DAYS))) == orjson.loads(orjson.dumps(first))
-    assert len(_kept_answers(store)) == 1
-    assert secret not in repr(store.answer_cache())
+    assert len(_kept_answers(service)) == 1
+    assert secret not in repr(_kept(service))
 
 
 def test_callers_cannot_change_a_kept_answer(served) -> None:  # type: ignore[no-untyped-def]
@@ -149,11 +156,11 @@ def test_a_key_is_remembered_per_client_address(served) -> None:  # type: ignore
     key = admin.create_key(store, ws, "k", ["sessions.data_series"], allowed_ips=["10.0.0.0/8"]).key
     for _ in range(2):
         assert service.authenticate(key, "10.1.2.3").key.name == "k"
-        with pytest.raises(ClientError):
+        with pytest.raises(Unauthenticated):
             service.authenticate(key, "192.0.2.1")
     wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
     for _ in range(2):
-        with pytest.raises(ClientError):
+        with pytest.raises(Unauthenticated):
             service.authenticate(wrong, "10.1.2.3")
 
 
@@ -162,14 +169,13 @@ def test_a_revocation_by_another_process_is_seen_at_once(served) -> None:  # typ
     key = admin.create_key(store, ws, "k", ["sessions.data_series"]).key
     assert service.authenticate(key, "127.0.0.1").key.name == "k"  # writes last-seen
     assert service.authenticate(key, "127.0.0.1").key.name == "k"  # now remembered
-    cache = store.answer_cache()
-    assert cache is not None and any(k[0] == "principal" for k in cache)
+    assert any(k[0] == "principal" for k in _kept(service))
     operator = SqliteStore(store.path)  # `sessiontally key revoke` in another process
     try:
         admin.revoke_key(operator, ws, key)
     finally:
         operator.close()
-    with pytest.raises(ClientError):
+    with pytest.raises(Unauthenticated):
         service.authenticate(key, "127.0.0.1")
 
 

@@ -89,8 +89,6 @@ NUMBER = "n"
 BOOLEAN = "b"
 DATETIME = "d"
 ARRAY = "a"
-TYPES = (STRING, NUMBER, BOOLEAN, DATETIME, ARRAY)
-TYPE_NAMES = {STRING: "string", NUMBER: "number", BOOLEAN: "boolean", DATETIME: "datetime", ARRAY: "array"}
 
 ScalarPayload = str | int | float | bool
 Payload = ScalarPayload | tuple[str, ...]

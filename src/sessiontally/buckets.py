@@ -23,7 +23,6 @@ UNITS = ("day", "hour")
 MAX_LENGTH = 100
 
 _UTC = UTC
-_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 class Bucket(NamedTuple):
@@ -177,7 +176,3 @@ def resolve_ending(value: datetime, zone: ZoneInfo) -> int:
     delta = value - datetime(1970, 1, 1, tzinfo=_UTC)
     return delta.days * 86_400 + delta.seconds  # floor: a fraction stays in its second
 
-
-def epoch_day(day: date) -> int:
-    """Days since 1970-01-01 (handy for tests and synthetic data)."""
-    return day.toordinal() - _EPOCH_DAY

@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from .errors import RateLimiterUnavailable
+
 WINDOW_SECONDS = 3600
 RATE_COUNTERS_SUFFIX = "-ratecounters"  # the counter file beside an embedded store
 
@@ -41,10 +43,6 @@ class RateDecision(NamedTuple):
         ]
 
 
-class RateLimiterUnavailable(RuntimeError):
-    """The counter store (e.g. Redis) cannot be reached; the request must not be served."""
-
-
 def decide(hits: int, limit: int, window_start: int) -> RateDecision:
     return RateDecision(
         limit=limit,
@@ -59,6 +57,8 @@ def window_of(now: float) -> int:
 
 
 class RateLimiter(Protocol):
+    never_blocks: bool  # a hit may run on an event loop
+
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision: ...
     def close(self) -> None: ...
 
@@ -168,6 +168,8 @@ class FileRateLimiter:
 
 class RedisRateLimiter:
     """Counters in Redis: exact across every process and machine that shares the server."""
+
+    never_blocks = False  # a round trip
 
     def __init__(self, url: str) -> None:
         import redis  # optional dependency

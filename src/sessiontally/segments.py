@@ -181,13 +181,9 @@ def parse_filter_json(text: str | bytes) -> Filter:
     return parse_filter(obj)
 
 
-def evaluate(filter: Filter, attributes: Mapping[str, Value]) -> bool:
-    """Whether a user with these typed attributes (``attributes.Value``s) matches."""
-    return filter.match(attributes)
-
-
 def compile_filter(filter: Filter) -> Matcher:
-    """The compiled predicate itself (``compile_filter(f)(attrs) == evaluate(f, attrs)``)."""
+    """The predicate: whether a user with these typed attributes (``attributes.Value``s)
+    matches."""
     return filter.match
 
 

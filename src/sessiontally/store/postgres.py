@@ -430,6 +430,8 @@ class PostgresStore(SqlReads):
 class PostgresRateLimiter:
     """Rate-limit counters in the PostgreSQL store: exact across every instance using it."""
 
+    never_blocks = False  # a round trip
+
     def __init__(self, url: str) -> None:
         self.pool = ConnectionPool(
             url,

@@ -1,0 +1,22 @@
+"""``/users/*``: user attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..service import Principal
+from .gate import Gate
+
+
+async def track(request: Request) -> Response:
+    """``POST /users/track``."""
+    gate: Gate = request.app.state.gate
+    service = gate.service
+
+    def record(principal: Principal, body: Any) -> Any:
+        return service.track_users(principal.workspace, body)
+
+    return await gate.post_json(request, "users.track", record)
