@@ -1,4 +1,11 @@
-"""The OpenAPI 3.1 document of the API, and a dependency-free /docs page that renders it."""
+"""The OpenAPI 3.1 document of the API, and a dependency-free /docs page that renders it.
+
+The document describes every authenticated endpoint and ``/healthz``, with the schemas of
+parameters, request bodies and responses, and examples of each (taken from a server
+holding ``sessiontally demo`` data). ``/openapi.json`` and ``/docs`` themselves are left
+out: the fuzz suite calls every operation of the document and expects a key to be needed.
+docs/api.md is the reference for people; this document is for tools and for ``/docs``.
+"""
 
 from __future__ import annotations
 
@@ -13,33 +20,51 @@ _MESSAGE = {
     "properties": {"message": {"type": "string"}},
 }
 _RATE_HEADERS = {
-    name: {"schema": {"type": "integer"}, "description": text}
-    for name, text in (
-        ("X-RateLimit-Limit", "requests allowed per UTC clock hour for the workspace"),
-        ("X-RateLimit-Remaining", "requests left in the current window"),
-        ("X-RateLimit-Reset", "UTC epoch seconds of the next full hour"),
+    name: {"schema": {"type": "integer"}, "description": text, "example": example}
+    for name, text, example in (
+        ("X-RateLimit-Limit", "requests allowed per UTC clock hour for the workspace", 250000),
+        ("X-RateLimit-Remaining", "requests left in the current window", 249937),
+        ("X-RateLimit-Reset", "UTC epoch seconds of the next full hour", 1796601600),
     )
 }
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "example": 1826,
+                                "description": "seconds until the next full UTC hour"}}
+_RETRY_SOON = {"Retry-After": {"schema": {"type": "integer"}, "example": 1,
+                               "description": "seconds to wait before retrying"}}
+
+# Examples: identifiers and answers of a server holding `sessiontally demo` data.
+_IOS_APP = "01731e03-428a-40c9-b810-2456fbbd6577"
+_US_SEGMENT = "e74786f2-d77e-47fc-9ce7-46665d689ba3"
+_PAYING_SEGMENT = "c2c8cfce-d61b-4b05-9447-b553538034b2"
+_INVALID_KEY = "Invalid API key"
 
 
-def _error(description: str, with_rate_headers: bool = True) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
-    }
-    if with_rate_headers:
-        response["headers"] = _RATE_HEADERS
+def _error(description: str, with_rate_headers: bool = True, example: str | None = None,
+           headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Message"}}
+    if example is not None:
+        media["example"] = {"message": example}
+    response: dict[str, Any] = {"description": description, "content": {"application/json": media}}
+    all_headers = {**(_RATE_HEADERS if with_rate_headers else {}), **(headers or {})}
+    if all_headers:
+        response["headers"] = all_headers
     return response
 
 
-def _common_errors() -> dict[str, Any]:
+def _common_errors(permission: str) -> dict[str, Any]:
     return {
-        "401": _error("missing, unknown or revoked key, or address not allowed", False),
-        "403": _error("the key lacks the endpoint's permission"),
-        "429": _error("over the workspace's hourly rate limit"),
-        "503": _error("rate limiter unavailable", False),
+        "401": _error("missing, unknown or revoked key, or address not allowed", False, _INVALID_KEY),
+        "403": _error("the key lacks the endpoint's permission", True,
+                      f"Access Denied: this API key does not have the {permission} permission"),
+        "429": _error("over the workspace's hourly rate limit", True, "Over rate limit", _RETRY_AFTER),
+        "503": _error("store or rate limiter unavailable; retry after Retry-After", False,
+                      "Store unavailable; try again shortly", _RETRY_SOON),
     }
 
+
+_TOO_LONG = _error("query string over 8 KiB", False, "Query string too long")
+_TOO_LARGE = _error("body over 16 MiB", False, f"Request body exceeds {limits.MAX_BODY_BYTES} bytes")
+_NOT_JSON = _error("Content-Type is not application/json", True, "Content-Type must be application/json")
 
 # Identifiers never hold NUL (PostgreSQL text cannot store it; refused on every engine).
 _NO_NUL = "^[^\\u0000]*$"
@@ -53,9 +78,94 @@ def _ci_pattern(*words: str) -> str:
     return "^(" + "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in w) for w in words) + ")$"
 
 
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema,
-            "description": description}
+def _query(name: str, schema: dict[str, Any], description: str, required: bool = False,
+           example: Any = None) -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "required": required, "schema": schema,
+                 "description": description}
+    if example is not None:
+        parameter["example"] = example
+    return parameter
+
+
+def _examples(**named: tuple[str, Any]) -> dict[str, Any]:
+    """Named OpenAPI Example objects: ``name=(summary, value)``."""
+    return {name: {"summary": summary, "value": value} for name, (summary, value) in named.items()}
+
+
+def _json_body(schema: dict[str, Any], **examples: tuple[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema, "examples": _examples(**examples)}}
+
+
+_SERIES_DAYS = {"data": [
+    {"time": "2026-11-24", "sessions": 2861}, {"time": "2026-11-25", "sessions": 3058},
+    {"time": "2026-11-26", "sessions": 3162}, {"time": "2026-11-27", "sessions": 3649},
+    {"time": "2026-11-28", "sessions": 3723}, {"time": "2026-11-29", "sessions": 3258},
+    {"time": "2026-11-30", "sessions": 3411},
+], "message": "success"}
+_SERIES_HOURS = {"data": [
+    {"time": "2026-11-01T00:00:00-04:00", "sessions": 91},
+    {"time": "2026-11-01T01:00:00-04:00", "sessions": 55},
+    {"time": "2026-11-01T01:00:00-05:00", "sessions": 51},
+    {"time": "2026-11-01T02:00:00-05:00", "sessions": 28},
+], "message": "success"}
+_SESSION = {
+    "session_id": "8f14e45f-ceea-4e7a-9b1c-3f1d2a7c0001",
+    "external_id": "user-0042",
+    "app_id": _IOS_APP,
+    "started_at": "2025-06-01T14:03:12Z",
+    "ended_at": "2025-06-01T14:09:40Z",
+}
+_MIXED_SESSIONS = [
+    {**_SESSION, "ended_at": None},
+    {"session_id": "8f14e45f-ceea-4e7a-9b1c-3f1d2a7c0004", "external_id": "user-0044",
+     "app_id": "not-an-app", "started_at": "2025-06-01T15:00:00Z"},
+    {"session_id": "8f14e45f-ceea-4e7a-9b1c-3f1d2a7c0005", "external_id": "user-0045",
+     "app_id": _IOS_APP, "started_at": "2025-06-01T15:00:00+02:00"},
+]
+_SESSION_ERRORS = [
+    {"index": 1, "message": "'app_id' is not an app of this workspace"},
+]
+_USER = {
+    "external_id": "user-0042", "country": "US", "plan": "pro", "age": 31, "beta_tester": True,
+    "signup_date": "2025-05-02T09:15:00Z", "favorite_genres": ["jazz", "soul"],
+    "last_coupon": {"$time": "2025-06-01"}, "nickname": None,
+}
+_USER_ERRORS = [
+    {"index": 1, "message": "attribute 'score' is an object ('inc'); only {\"$time\": ...} is supported "
+                            "(Braze's increments, array add/remove and nested attributes are not)"},
+    {"index": 0, "part": "events",
+     "message": "'events' are not supported by this service; only 'attributes' are processed"},
+]
+_SEGMENTS = [
+    {"id": _US_SEGMENT, "name": "US users", "analytics_tracking_enabled": True, "tags": ["geo"]},
+    {"id": _PAYING_SEGMENT, "name": "Paying users", "analytics_tracking_enabled": True,
+     "tags": ["billing"]},
+    {"id": "eef3e1dd-cf3a-4414-b100-8c368836047f", "name": "Recent sign-ups",
+     "analytics_tracking_enabled": True, "tags": ["growth"]},
+    {"id": "cc2a3ceb-f222-49dd-8074-46457ce899b4", "name": "German speakers",
+     "analytics_tracking_enabled": False, "tags": ["geo"]},
+]
+
+_DESCRIPTION = """\
+Session analytics with a Braze-compatible sessions-by-time export.
+
+Authenticate with `Authorization: Bearer <key>` (or the legacy `api_key` query parameter).
+A key belongs to one workspace and carries one permission per endpoint. Missing, unknown or
+revoked keys, and addresses outside the key's allowlist, all get 401 `{"message": "Invalid
+API key"}`; a key without the endpoint's permission gets 403.
+
+Each workspace has an hourly request limit per UTC clock hour, shared by all its keys and
+endpoints; every counted response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+`X-RateLimit-Reset`, and over the limit the answer is 429 with `Retry-After`.
+
+Every error is `{"message": "..."}` naming what is wrong; the track endpoints add `errors`,
+one entry per refused item. Request bodies are JSON (`Content-Type: application/json`), at
+most 16 MiB; query strings at most 8 KiB.
+
+Day buckets are local calendar days and hour buckets local clock hours of the workspace's
+IANA zone (or `time_zone`), across DST changes and in zones such as Asia/Kolkata or
+Australia/Lord_Howe; a session counts once, in the bucket of its `started_at`. The full
+reference is docs/api.md in the source repository."""
 
 
 @lru_cache(maxsize=1)
@@ -70,12 +180,15 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "sessiontally",
             "version": __version__,
-            "description": "Session analytics with a Braze-compatible sessions-by-time export.",
+            "description": _DESCRIPTION,
         },
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "api_key": {"type": "apiKey", "in": "query", "name": "api_key"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "Authorization: Bearer <key>"},
+                "api_key": {"type": "apiKey", "in": "query", "name": "api_key",
+                            "description": "legacy: the key as a query parameter, used only "
+                                           "without an Authorization header"},
             },
             "schemas": {
                 "Message": _MESSAGE,
@@ -99,7 +212,8 @@ def openapi_document() -> dict[str, Any]:
                                    '{"$time": "..."}), or null to remove the attribute.',
                     "properties": {
                         "external_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
-                                        "maxLength": limits.MAX_EXTERNAL_ID_LENGTH},
+                                        "maxLength": limits.MAX_EXTERNAL_ID_LENGTH,
+                                        "description": "the user"},
                         "_update_existing_only": {"type": "boolean",
                                                   "description": "only update a user that exists"},
                     },
@@ -111,13 +225,21 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["session_id", "external_id", "app_id", "started_at"],
                     "properties": {
                         "session_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
-                                       "maxLength": limits.MAX_SESSION_ID_LENGTH},
+                                       "maxLength": limits.MAX_SESSION_ID_LENGTH,
+                                       "description": "your id of the session, unique in the "
+                                                      "workspace (a repeat is a duplicate)"},
                         "external_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
-                                        "maxLength": limits.MAX_EXTERNAL_ID_LENGTH},
+                                        "maxLength": limits.MAX_EXTERNAL_ID_LENGTH,
+                                        "description": "the user"},
                         "app_id": {"type": "string", "minLength": 1, "pattern": _NO_NUL,
-                                   "maxLength": limits.MAX_APP_ID_LENGTH},
-                        "started_at": {"type": "string", "format": "date-time"},
-                        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+                                   "maxLength": limits.MAX_APP_ID_LENGTH,
+                                   "description": "an app of the workspace"},
+                        "started_at": {"type": "string", "format": "date-time",
+                                       "description": "with an offset; from 1970 to 24 hours "
+                                                      "ahead; the session counts in its bucket"},
+                        "ended_at": {"type": ["string", "null"], "format": "date-time",
+                                     "description": "optional, with an offset, not before "
+                                                    "started_at"},
                     },
                 },
             },
@@ -127,224 +249,320 @@ def openapi_document() -> dict[str, Any]:
             "/sessions/data_series": {
                 "get": {
                     "summary": "Export app sessions by time",
+                    "description": "Sessions per local day or hour: `length` buckets, oldest "
+                                   "first, the last containing `ending_at`, each counting every "
+                                   "session that started in it. Braze-compatible. Permission "
+                                   "`sessions.data_series`.",
                     "operationId": "sessionsDataSeries",
                     "parameters": [
                         _query("length", {"type": "integer", "minimum": 1, "maximum": 100},
-                               "number of buckets, ending with the one containing ending_at", True),
+                               "number of buckets, ending with the one containing ending_at", True, 7),
                         _query("unit", {"type": "string", "pattern": _ci_pattern("day", "hour")},
-                               "bucket size, day or hour (case-insensitive); default day"),
+                               "bucket size, day or hour (case-insensitive); default day", False, "day"),
                         _query("ending_at", {"type": "string", "minLength": 10, "maxLength": 64},
                                "ISO-8601 date or datetime; default now; without offset it is "
-                               "wall time in the bucketing zone"),
-                        _query("app_id", _NON_EMPTY, "an app of the workspace"),
+                               "wall time in the bucketing zone", False, "2026-11-30"),
+                        _query("app_id", _NON_EMPTY, "an app of the workspace; default all apps",
+                               False, _IOS_APP),
                         _query("segment_id", _NON_EMPTY,
-                               "a segment of the workspace with analytics tracking on"),
+                               "a segment of the workspace with analytics tracking on; default "
+                               "all users", False, _US_SEGMENT),
                         _query("time_zone", _NON_EMPTY,
-                               "extension: IANA zone overriding the workspace zone"),
+                               "extension: IANA zone overriding the workspace zone", False,
+                               "America/New_York"),
                     ],
                     "responses": {
                         "200": {
                             "description": "the series, oldest first",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["data", "message"],
-                                "properties": {
-                                    "message": {"type": "string"},
-                                    "data": {"type": "array", "items": {
-                                        "type": "object",
-                                        "required": ["time", "sessions"],
-                                        "properties": {"time": {"type": "string"},
-                                                       "sessions": {"type": "integer"}},
-                                    }},
+                            "content": _json_body(
+                                {
+                                    "type": "object",
+                                    "required": ["data", "message"],
+                                    "properties": {
+                                        "message": {"type": "string"},
+                                        "data": {"type": "array", "items": {
+                                            "type": "object",
+                                            "required": ["time", "sessions"],
+                                            "properties": {
+                                                "time": {"type": "string",
+                                                         "description": "YYYY-MM-DD, or the hour's "
+                                                                        "first instant with offset"},
+                                                "sessions": {"type": "integer"}},
+                                        }},
+                                    },
                                 },
-                            }}},
+                                days=("length=7&unit=day&ending_at=2026-11-30", _SERIES_DAYS),
+                                hours=("length=4&unit=hour&ending_at=2026-11-01T02:30:00-05:00 "
+                                       "(a DST fall-back in America/New_York)", _SERIES_HOURS),
+                            ),
                         },
-                        "400": _error("invalid parameter (the message names it)"),
-                        "414": _error("query string too long", False),
-                        **_common_errors(),
+                        "400": _error("invalid parameter (the message names it)", True,
+                                      "'length' must be an integer from 1 to 100"),
+                        "414": _TOO_LONG,
+                        **_common_errors("sessions.data_series"),
                     },
                 }
             },
             "/sessions/track": {
                 "post": {
                     "summary": "Record sessions (1 to 10,000 per request)",
+                    "description": "Items are independent: valid ones are recorded even when "
+                                   "others are refused (listed in `errors`). A `session_id` the "
+                                   "workspace already has is a duplicate, not counted again, so "
+                                   "retries are safe. What the 201 reports is durable. Permission "
+                                   "`sessions.track`.",
                     "operationId": "sessionsTrack",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "required": ["sessions"],
-                        "properties": {"sessions": {
-                            "type": "array", "minItems": 1,
-                            "maxItems": limits.MAX_SESSIONS_PER_REQUEST,
-                            "items": {"$ref": "#/components/schemas/Session"},
-                        }},
-                    }}}},
+                    "requestBody": {"required": True, "content": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["sessions"],
+                            "properties": {"sessions": {
+                                "type": "array", "minItems": 1,
+                                "maxItems": limits.MAX_SESSIONS_PER_REQUEST,
+                                "items": {"$ref": "#/components/schemas/Session"},
+                            }},
+                        },
+                        one=("one session", {"sessions": [_SESSION]}),
+                        mixed=("a duplicate, an unknown app, a new session",
+                               {"sessions": _MIXED_SESSIONS}),
+                    )},
                     "responses": {
                         "201": {
                             "description": "recorded; duplicates counted once",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["message", "sessions_processed", "duplicates"],
-                                "properties": {
-                                    "message": {"type": "string"},
-                                    "sessions_processed": {"type": "integer"},
-                                    "duplicates": {"type": "integer"},
-                                    "errors": {"type": "array",
-                                               "items": {"$ref": "#/components/schemas/ItemError"}},
+                            "content": _json_body(
+                                {
+                                    "type": "object",
+                                    "required": ["message", "sessions_processed", "duplicates"],
+                                    "properties": {
+                                        "message": {"type": "string"},
+                                        "sessions_processed": {"type": "integer"},
+                                        "duplicates": {"type": "integer"},
+                                        "errors": {"type": "array",
+                                                   "items": {"$ref": "#/components/schemas/ItemError"}},
+                                    },
                                 },
-                            }}},
+                                one=("one session recorded",
+                                     {"message": "success", "sessions_processed": 1, "duplicates": 0}),
+                                mixed=("the mixed batch, sent after the first example",
+                                       {"message": "success", "sessions_processed": 1, "duplicates": 1,
+                                        "errors": _SESSION_ERRORS}),
+                            ),
                         },
                         "400": {
                             "description": "body of the wrong shape, or no valid item",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["message"],
-                                "properties": {"message": {"type": "string"}, "errors": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/ItemError"}}},
-                            }}},
+                            "content": _json_body(
+                                {
+                                    "type": "object", "required": ["message"],
+                                    "properties": {"message": {"type": "string"}, "errors": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/ItemError"}}},
+                                },
+                                nothing_valid=("no valid item", {
+                                    "message": "no valid sessions in the request",
+                                    "errors": [{"index": 0, "message": "'started_at' must not be "
+                                                                       "more than 24 hours in the future"}],
+                                }),
+                                shape=("not a sessions body", {
+                                    "message": "'sessions' must hold at least one session"}),
+                            ),
                         },
-                        "413": _error("body over 16 MiB", False),
-                        "415": _error("Content-Type is not application/json"),
-                        "414": _error("query string too long", False),
-                        **_common_errors(),
+                        "413": _TOO_LARGE,
+                        "415": _NOT_JSON,
+                        "414": _TOO_LONG,
+                        **_common_errors("sessions.track"),
                     },
                 }
             },
             "/users/track": {
                 "post": {
                     "summary": "Set or remove user attributes (the attributes part of Braze's endpoint)",
+                    "description": "Each object of `attributes` names a user by `external_id` and "
+                                   "sets attributes (null removes one); objects apply in order. "
+                                   "Objects of `events` and `purchases` are refused in `errors`. "
+                                   "Sessions count toward tracked segments by the attributes "
+                                   "their user has when they are recorded. Permission `users.track`.",
                     "operationId": "usersTrack",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                        "type": "object",
-                        # at least one object in some part (an empty body is a 400)
-                        "anyOf": [
-                            {"required": [part], "properties": {part: {"minItems": 1}}}
-                            for part in ("attributes", "events", "purchases")
-                        ],
-                        "properties": {
-                            "attributes": {"type": "array", "maxItems": 75,
-                                           "items": {"$ref": "#/components/schemas/UserAttributes"}},
-                            "events": {"type": "array", "maxItems": 75,
-                                       "description": "not supported: each object is refused in errors"},
-                            "purchases": {"type": "array", "maxItems": 75,
-                                          "description": "not supported: each object is refused in errors"},
+                    "requestBody": {"required": True, "content": _json_body(
+                        {
+                            "type": "object",
+                            # at least one object in some part (an empty body is a 400)
+                            "anyOf": [
+                                {"required": [part], "properties": {part: {"minItems": 1}}}
+                                for part in ("attributes", "events", "purchases")
+                            ],
+                            "properties": {
+                                "attributes": {"type": "array", "maxItems": 75,
+                                               "items": {"$ref": "#/components/schemas/UserAttributes"}},
+                                "events": {"type": "array", "maxItems": 75,
+                                           "description": "not supported: each object is refused in errors"},
+                                "purchases": {"type": "array", "maxItems": 75,
+                                              "description": "not supported: each object is refused in errors"},
+                            },
                         },
-                    }}}},
+                        attributes=("one attribute of each type, and one removed", {"attributes": [_USER]}),
+                        refusals=("an unsupported value, and an events part", {
+                            "attributes": [
+                                {"external_id": "user-0043", "plan": "team"},
+                                {"external_id": "user-0044", "score": {"inc": 1}},
+                            ],
+                            "events": [{"external_id": "user-0043", "name": "played",
+                                        "time": "2025-06-01T10:00:00Z"}],
+                        }),
+                    )},
                     "responses": {
                         "201": {
                             "description": "attributes applied in order (the last write wins)",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["message", "attributes_processed"],
-                                "properties": {
-                                    "message": {"type": "string"},
-                                    "attributes_processed": {"type": "integer"},
-                                    "errors": {"type": "array",
-                                               "items": {"$ref": "#/components/schemas/UserItemError"}},
+                            "content": _json_body(
+                                {
+                                    "type": "object",
+                                    "required": ["message", "attributes_processed"],
+                                    "properties": {
+                                        "message": {"type": "string"},
+                                        "attributes_processed": {"type": "integer"},
+                                        "errors": {"type": "array",
+                                                   "items": {"$ref": "#/components/schemas/UserItemError"}},
+                                    },
                                 },
-                            }}},
+                                attributes=("all applied", {"message": "success", "attributes_processed": 1}),
+                                refusals=("some refused", {"message": "success", "attributes_processed": 1,
+                                                           "errors": _USER_ERRORS}),
+                            ),
                         },
                         "400": {
                             "description": "body of the wrong shape or not JSON, or nothing valid in it",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["message"],
-                                "properties": {"message": {"type": "string"}, "errors": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/UserItemError"}}},
-                            }}},
+                            "content": _json_body(
+                                {
+                                    "type": "object", "required": ["message"],
+                                    "properties": {"message": {"type": "string"}, "errors": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/UserItemError"}}},
+                                },
+                                nothing_valid=("no valid attributes object", {
+                                    "message": "no valid attributes objects in the request",
+                                    "errors": [{"index": 0, "message": "'external_id' is required"}],
+                                }),
+                            ),
                         },
-                        "413": _error("body over 16 MiB", False),
-                        "415": _error("Content-Type is not application/json"),
-                        "414": _error("query string too long", False),
-                        **_common_errors(),
+                        "413": _TOO_LARGE,
+                        "415": _NOT_JSON,
+                        "414": _TOO_LONG,
+                        **_common_errors("users.track"),
                     },
                 }
             },
             "/segments/list": {
                 "get": {
                     "summary": "List the workspace's segments, 100 per page by creation time",
+                    "description": "Each segment with its id, name, tags and whether its analytics "
+                                   "tracking is on (only tracked segments can be used as "
+                                   "`segment_id` in /sessions/data_series). Permission "
+                                   "`segments.list`.",
                     "operationId": "segmentsList",
                     "parameters": [
                         _query("page", {"type": "integer", "minimum": 0, "maximum": 10_000_000},
-                               "page number; default 0"),
+                               "page number; default 0", False, 0),
                         _query("sort_direction", {"type": "string", "pattern": _ci_pattern("asc", "desc")},
-                               "asc or desc, by creation time (case-insensitive); default asc"),
+                               "asc or desc, by creation time (case-insensitive); default asc",
+                               False, "asc"),
                     ],
                     "responses": {
                         "200": {
                             "description": "one page of segments (empty past the last page)",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["segments", "message"],
-                                "properties": {
-                                    "message": {"type": "string"},
-                                    "segments": {"type": "array", "maxItems": 100, "items": {
-                                        "type": "object",
-                                        "required": ["id", "name", "analytics_tracking_enabled", "tags"],
-                                        "properties": {
-                                            "id": {"type": "string"},
-                                            "name": {"type": "string"},
-                                            "analytics_tracking_enabled": {"type": "boolean"},
-                                            "tags": {"type": "array", "items": {"type": "string"}},
-                                        },
-                                    }},
+                            "content": _json_body(
+                                {
+                                    "type": "object",
+                                    "required": ["segments", "message"],
+                                    "properties": {
+                                        "message": {"type": "string"},
+                                        "segments": {"type": "array", "maxItems": 100, "items": {
+                                            "type": "object",
+                                            "required": ["id", "name", "analytics_tracking_enabled", "tags"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "name": {"type": "string"},
+                                                "analytics_tracking_enabled": {"type": "boolean"},
+                                                "tags": {"type": "array", "items": {"type": "string"}},
+                                            },
+                                        }},
+                                    },
                                 },
-                            }}},
+                                first_page=("the first page", {"segments": _SEGMENTS, "message": "success"}),
+                            ),
                         },
-                        "400": _error("invalid parameter (the message names it)"),
-                        "414": _error("query string too long", False),
-                        **_common_errors(),
+                        "400": _error("invalid parameter (the message names it)", True,
+                                      "'page' must be a non-negative integer"),
+                        "414": _TOO_LONG,
+                        **_common_errors("segments.list"),
                     },
                 }
             },
             "/segments/details": {
                 "get": {
                     "summary": "Details of one segment",
+                    "description": "Its name, description, tags, times and its filter in words. "
+                                   "Permission `segments.details`.",
                     "operationId": "segmentsDetails",
                     "parameters": [
                         _query("segment_id", {"type": "string", "minLength": 1},
-                               "a segment of the workspace", True),
+                               "a segment of the workspace", True, _PAYING_SEGMENT),
                     ],
                     "responses": {
                         "200": {
                             "description": "the segment",
                             "headers": _RATE_HEADERS,
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["created_at", "updated_at", "name", "description",
-                                             "text_description", "tags", "message"],
-                                "properties": {
-                                    "created_at": {"type": "string", "format": "date-time"},
-                                    "updated_at": {"type": "string", "format": "date-time"},
-                                    "name": {"type": "string"},
-                                    "description": {"type": "string"},
-                                    "text_description": {"type": "string",
-                                                         "description": "the filter in words"},
-                                    "tags": {"type": "array", "items": {"type": "string"}},
-                                    "message": {"type": "string"},
+                            "content": _json_body(
+                                {
+                                    "type": "object",
+                                    "required": ["created_at", "updated_at", "name", "description",
+                                                 "text_description", "tags", "message"],
+                                    "properties": {
+                                        "created_at": {"type": "string", "format": "date-time"},
+                                        "updated_at": {"type": "string", "format": "date-time"},
+                                        "name": {"type": "string"},
+                                        "description": {"type": "string"},
+                                        "text_description": {"type": "string",
+                                                             "description": "the filter in words"},
+                                        "tags": {"type": "array", "items": {"type": "string"}},
+                                        "message": {"type": "string"},
+                                    },
                                 },
-                            }}},
+                                paying=("a segment", {
+                                    "created_at": "2026-12-06T23:29:05.757Z",
+                                    "updated_at": "2026-12-06T23:29:05.757Z",
+                                    "name": "Paying users",
+                                    "description": "Users on a paid plan",
+                                    "text_description": "plan is one of 'pro', 'team'",
+                                    "tags": ["billing"],
+                                    "message": "success",
+                                }),
+                            ),
                         },
-                        "400": _error("segment_id missing, repeated, or not a segment of the workspace"),
-                        "414": _error("query string too long", False),
-                        **_common_errors(),
+                        "400": _error("segment_id missing, repeated, or not a segment of the workspace",
+                                      True, "'segment_id' is not a segment of this workspace"),
+                        "414": _TOO_LONG,
+                        **_common_errors("segments.details"),
                     },
                 }
             },
             "/healthz": {
                 "get": {
                     "summary": "Health: 200 when the store answers",
+                    "description": "No key needed, not rate limited.",
                     "operationId": "healthz",
                     "security": [],
                     "responses": {
-                        "200": {"description": "healthy", "content": {"application/json": {
-                            "schema": {"type": "object"}}}},
-                        "503": _error("store unavailable", False),
+                        "200": {"description": "healthy", "content": _json_body(
+                            {"type": "object", "properties": {"status": {"type": "string"},
+                                                              "message": {"type": "string"}}},
+                            ok=("healthy", {"status": "ok", "message": "success"}),
+                        )},
+                        "503": _error("store unavailable", False, "Store unavailable"),
                     },
                 }
             },
@@ -352,35 +570,139 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-DOCS_HTML = """<!doctype html>
+DOCS_HTML = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessiontally API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-code,pre{background:#f4f4f4;padding:.1rem .3rem;border-radius:3px}
-h2{border-bottom:1px solid #ddd;padding-bottom:.2rem}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}
+body{font:15px/1.5 system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;color:#222}
+code,pre{background:#f4f4f4;border-radius:3px}
+code{padding:.1rem .3rem}
+pre{padding:.5rem .7rem;overflow-x:auto;font-size:13px;line-height:1.4}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.5rem}
+h3{font-size:1rem;margin:1.2rem 0 .4rem}
+h4{font-size:.95rem;margin:.8rem 0 .3rem;font-weight:600}
+table{border-collapse:collapse;margin:.3rem 0}
+td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
+.status{font-weight:600}
+.muted{color:#666}
+.intro{white-space:pre-line}
+nav ul{columns:2}
 </style></head>
 <body><h1>sessiontally API</h1>
 <p>The machine-readable description is at <a href="/openapi.json">/openapi.json</a>.
 Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>.</p>
 <div id="paths">Loading&hellip;</div>
 <script>
-fetch('/openapi.json').then(r => r.json()).then(doc => {
+const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+// `code` spans of the document's texts, after escaping
+const prose = s => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
+const pretty = v => JSON.stringify(v, null, 2);
+const shellQuote = s => "'" + String(s).replace(/'/g, "'\\''") + "'";
+
+function render(doc) {
+  const resolve = s => {
+    for (let i = 0; s && s.$ref && i < 20; i++)
+      s = s.$ref.replace(/^#\//, '').split('/').reduce((o, k) => (o || {})[k], doc);
+    return s || {};
+  };
+  const typeOf = raw => {
+    const s = resolve(raw);
+    let t = Array.isArray(s.type) ? s.type.join(' | ') : (s.type || (s.properties ? 'object' : 'any'));
+    if (s.type === 'array' && s.items) t = 'array of ' + typeOf(s.items);
+    if (s.format) t += ' (' + s.format + ')';
+    return t;
+  };
+  const limitsOf = raw => {
+    const s = resolve(raw), out = [];
+    if (s.enum) out.push('one of ' + s.enum.join(', '));
+    if (s.minimum !== undefined || s.maximum !== undefined) out.push((s.minimum ?? '') + '..' + (s.maximum ?? ''));
+    if (s.minLength !== undefined || s.maxLength !== undefined) out.push((s.minLength ?? 0) + '..' + (s.maxLength ?? '') + ' characters');
+    if (s.minItems !== undefined || s.maxItems !== undefined) out.push((s.minItems ?? 0) + '..' + (s.maxItems ?? '') + ' items');
+    return out.join('; ');
+  };
+  // one row per field, nested fields as a.b and a[].b
+  const fieldRows = (raw, prefix, rows, depth) => {
+    const s = resolve(raw);
+    if (depth > 6) return rows;
+    if (s.type === 'array' && s.items) return fieldRows(s.items, prefix + '[]', rows, depth + 1);
+    const required = new Set(s.required || []);
+    for (const [name, prop] of Object.entries(s.properties || {})) {
+      const p = resolve(prop), path = prefix ? prefix + '.' + name : name;
+      rows.push([path, typeOf(prop), required.has(name), [limitsOf(prop), p.description].filter(Boolean).join('; ')]);
+      const inner = p.type === 'array' ? resolve(p.items) : p;
+      if (inner && inner.properties) fieldRows(p, path, rows, depth + 1);
+    }
+    if (s.additionalProperties && typeof s.additionalProperties === 'object')
+      rows.push([(prefix ? prefix + '.' : '') + '(any other key)', typeOf(s.additionalProperties), false, s.description || '']);
+    return rows;
+  };
+  const fieldsTable = schema => {
+    const rows = fieldRows(schema, '', [], 0);
+    if (!rows.length) return '';
+    return '<table><tr><th>field</th><th>type</th><th>required</th><th>rules</th></tr>' +
+      rows.map(([n, t, r, d]) => `<tr><td><code>${esc(n)}</code></td><td>${esc(t)}</td><td>${r ? 'yes' : ''}</td><td>${prose(d)}</td></tr>`).join('') +
+      '</table>';
+  };
+  const examplesOf = media => {
+    if (!media) return [];
+    if (media.examples) return Object.entries(media.examples).map(([k, e]) => [resolve(e).summary || k, resolve(e).value]);
+    if (media.example !== undefined) return [['example', media.example]];
+    return [];
+  };
+  const examplesHtml = media => examplesOf(media).map(([title, value]) =>
+    `<p class="muted">${esc(title)}</p><pre>${esc(pretty(value))}</pre>`).join('');
+  const curl = (method, path, op) => {
+    const query = (op.parameters || []).filter(p => p.in === 'query' && p.required && p.example !== undefined)
+      .map(p => encodeURIComponent(p.name) + '=' + encodeURIComponent(p.example)).join('&');
+    const parts = [(method === 'get' ? 'curl -s ' : 'curl -s -X ' + method.toUpperCase() + ' ') +
+                   shellQuote(location.origin + path + (query ? '?' + query : ''))];
+    const secured = (op.security ?? doc.security ?? []).length > 0;
+    if (secured) parts.push('-H "Authorization: Bearer $KEY"');
+    const body = op.requestBody && op.requestBody.content && op.requestBody.content['application/json'];
+    const first = examplesOf(body)[0];
+    if (first) parts.push("-H 'Content-Type: application/json'", '-d ' + shellQuote(JSON.stringify(first[1])));
+    return parts.join(' \\\n  ');
+  };
+
   const out = [];
-  const esc = s => String(s ?? '').replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      out.push(`<h2><code>${method.toUpperCase()} ${esc(path)}</code></h2><p>${esc(op.summary)}</p>`);
-      if (op.parameters) {
-        out.push('<table><tr><th>parameter</th><th>required</th><th>description</th></tr>');
-        for (const p of op.parameters)
-          out.push(`<tr><td><code>${esc(p.name)}</code></td><td>${p.required ? 'yes' : ''}</td><td>${esc(p.description)}</td></tr>`);
-        out.push('</table>');
-      }
-      out.push('<p>Responses: ' + Object.entries(op.responses).map(([c, r]) => `<b>${c}</b> ${esc(r.description)}`).join('; ') + '</p>');
+  if (doc.info && doc.info.description) out.push(`<div class="intro">${prose(doc.info.description)}</div>`);
+  const ops = [];
+  for (const [path, item] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(item)) ops.push([method, path, op]);
+  const anchor = (m, p) => (m + p).replace(/[^A-Za-z0-9]+/g, '-');
+  out.push('<nav><ul>' + ops.map(([m, p, op]) => `<li><a href="#${anchor(m, p)}"><code>${m.toUpperCase()} ${esc(p)}</code></a> ${esc(op.summary)}</li>`).join('') + '</ul></nav>');
+  for (const [method, path, op] of ops) {
+    out.push(`<h2 id="${anchor(method, path)}"><code>${method.toUpperCase()} ${esc(path)}</code></h2><p><b>${esc(op.summary)}</b></p>`);
+    if (op.description) out.push(`<p>${prose(op.description)}</p>`);
+    out.push(`<h3>Try it</h3><pre>${esc(curl(method, path, op))}</pre>`);
+    if (op.parameters && op.parameters.length) {
+      out.push('<h3>Parameters</h3><table><tr><th>parameter</th><th>in</th><th>type</th><th>required</th><th>description</th><th>example</th></tr>');
+      for (const p of op.parameters)
+        out.push(`<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td><td>${esc([typeOf(p.schema), limitsOf(p.schema)].filter(Boolean).join(', '))}</td><td>${p.required ? 'yes' : ''}</td><td>${prose(p.description)}</td><td>${p.example !== undefined ? '<code>' + esc(p.example) + '</code>' : ''}</td></tr>`);
+      out.push('</table>');
+    }
+    if (op.requestBody) {
+      const media = (op.requestBody.content || {})['application/json'];
+      out.push(`<h3>Request body</h3><p>${op.requestBody.required ? 'Required. ' : ''}<code>Content-Type: application/json</code>.</p>`);
+      if (media) out.push(fieldsTable(media.schema) + '<h4>Examples</h4>' + examplesHtml(media));
+    }
+    out.push('<h3>Responses</h3>');
+    for (const [code, raw] of Object.entries(op.responses).sort(([a], [b]) => a.localeCompare(b))) {
+      const r = resolve(raw), media = (r.content || {})['application/json'];
+      out.push(`<h4><span class="status">${esc(code)}</span> ${prose(r.description)}</h4>`);
+      const headers = Object.keys(r.headers || {});
+      if (headers.length) out.push(`<p class="muted">Headers: ${headers.map(h => '<code>' + esc(h) + '</code>').join(', ')}</p>`);
+      if (media && code.startsWith('2')) out.push(fieldsTable(media.schema));
+      out.push(examplesHtml(media));
     }
   }
-  document.getElementById('paths').innerHTML = out.join('\\n');
+  return out.join('\n');
+}
+
+fetch('/openapi.json').then(r => r.json()).then(doc => {
+  document.getElementById('paths').innerHTML = render(doc);
+}).catch(err => {
+  document.getElementById('paths').textContent = 'Could not load /openapi.json: ' + err;
 });
 </script></body></html>
 """
