@@ -20,7 +20,9 @@ from sessiontally import keys
 from sessiontally.cli import main
 from sessiontally.importer import NoRateLimit
 from sessiontally.service import ClientError, Service
-from sessiontally.store import DATABASE_ENV, open_store
+from sessiontally.store import open_store
+
+DATABASE_ENV = "SESSIONTALLY_DATABASE"
 
 
 @pytest.fixture
