@@ -29,9 +29,10 @@ from starlette.types import Scope
 
 from .. import limits
 from ..config import Settings
-from ..ratelimit import RATE_COUNTERS_SUFFIX, FileRateLimiter, RateLimiter, RateLimiterUnavailable
+from ..errors import RateLimiterUnavailable
+from ..ratelimit import open_limiter
 from ..service import ClientError, Principal, Service, WouldBlock
-from ..store import open_store, sqlite_sidecar
+from ..store import open_store
 from . import logging as access_logging
 from .http import (
     BodyTooLarge,
@@ -51,19 +52,6 @@ log = logging.getLogger("sessiontally.api")
 WORKER_THREADS = 16
 
 Action = Callable[[Principal], tuple[int, Any]]
-
-
-def build_limiter(settings: Settings) -> RateLimiter:
-    if settings.redis_url:
-        from ..ratelimit import RedisRateLimiter
-
-        return RedisRateLimiter(settings.redis_url)
-    sidecar = sqlite_sidecar(settings.database, RATE_COUNTERS_SUFFIX)
-    if sidecar is not None:
-        return FileRateLimiter(sidecar)
-    from ..store.postgres import PostgresRateLimiter
-
-    return PostgresRateLimiter(settings.database)
 
 
 Admitted = tuple[Principal, RawHeaders]  # the rate-limit headers every later answer carries
@@ -136,12 +124,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     except unavailable as exc:
         log.warning("store unavailable at startup (%s); answering 503 until it is back",
                     type(exc).__name__)
-    limiter = build_limiter(settings)
+    limiter = open_limiter(settings)
     # Reads on the event loop: with the embedded store (WAL reads never wait for a writer)
     # and the counter file (held for microseconds), a series request needs no thread hop,
     # which cost more than the whole rest of a cached request (bench/RESULTS.md). Writes,
     # scans and every network store or limiter stay in worker threads.
-    inline_reads = getattr(store, "reads_never_block", False) and getattr(limiter, "never_blocks", False)
+    inline_reads = getattr(store, "reads_never_block", False) and limiter.never_blocks
     busy: tuple[type[Exception], ...] = getattr(store, "busy_errors", ())
     toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch") if inline_reads else None
     service = Service(store, limiter, background=_logged(toucher.submit) if toucher else None)
