@@ -43,6 +43,7 @@ from .http import (
     json_response,
     presented_key,
     query_pairs,
+    rate_limit_headers,
     read_body,
     refuse_before_body,
 )
@@ -73,7 +74,7 @@ def _admit(service: Service, scope: Scope, permission: str) -> Admitted | Respon
         decision = service.count_request(principal)
     except RateLimiterUnavailable:
         return error_response(503, "Rate limiter unavailable; try again shortly", {"Retry-After": "1"})
-    headers = decision.raw_headers()
+    headers = rate_limit_headers(decision)
     if not decision.allowed:
         retry_after = {"Retry-After": str(max(1, decision.reset - int(time.time())))}
         return error_response(429, "Over rate limit", retry_after, headers)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .. import keys, limits
+from ..ratelimit import RateDecision
 from ..service import INVALID_KEY
 from .memo import QueryMemo
 
@@ -53,6 +54,16 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None,
                    raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> Response:
     return json_response({"message": message}, status, headers, raw_headers)
+
+
+def rate_limit_headers(decision: RateDecision) -> RawHeaders:
+    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` of ``decision`` as they go on
+    the wire (ASGI header names are lower case), for ``json_response``'s ``raw_headers``."""
+    return [
+        (b"x-ratelimit-limit", b"%d" % decision.limit),
+        (b"x-ratelimit-remaining", b"%d" % decision.remaining),
+        (b"x-ratelimit-reset", b"%d" % decision.reset),
+    ]
 
 
 _parsed_queries: QueryMemo[tuple[tuple[str, str], ...]] = QueryMemo()

@@ -9,21 +9,13 @@ WINDOW_SECONDS = 3600
 
 class RateDecision(NamedTuple):
     """A request's count against its workspace's hourly limit (a named tuple: one is made
-    per request, and a frozen dataclass's constructor costs several times more)."""
+    per request, and a frozen dataclass's constructor costs several times more). The HTTP
+    layer turns it into headers (``api.http.rate_limit_headers``)."""
 
     limit: int
     remaining: int
     reset: int  # UTC epoch seconds of the next full hour
     allowed: bool
-
-    def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` as they go on the wire
-        (ASGI header names are lower case)."""
-        return [
-            (b"x-ratelimit-limit", b"%d" % self.limit),
-            (b"x-ratelimit-remaining", b"%d" % self.remaining),
-            (b"x-ratelimit-reset", b"%d" % self.reset),
-        ]
 
 
 def decide(hits: int, limit: int, window_start: int) -> RateDecision:
