@@ -82,6 +82,8 @@ SEGMENT_FILTERS = [
 
 
 class NoLimit:
+    never_blocks = True
+
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         return RateDecision(limit, limit, 0, True)
 

@@ -103,6 +103,8 @@ def store_url(store: Store) -> str:
 class UnlimitedLimiter:
     """The service's rate limiter, never limiting (in-process tests do not count requests)."""
 
+    never_blocks = True
+
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         return RateDecision(limit, limit, 0, True)
 

@@ -7,6 +7,7 @@ import pytest
 from starlette.types import Scope
 
 from sessiontally.api import http, memo
+from sessiontally.ratelimit import decide
 
 
 def _request(query: bytes) -> Scope:
@@ -86,4 +87,11 @@ def test_json_responses_carry_their_length_type_and_headers() -> None:
     assert encoded.raw_headers[2:] == [(b"x-ratelimit-limit", b"5"), (b"retry-after", b"2")]
     assert http.json_response([]).raw_headers == [
         (b"content-length", b"2"), (b"content-type", b"application/json"),
+    ]
+
+
+def test_rate_limit_headers_as_sent() -> None:
+    decision = decide(7, 5, 3600)
+    assert http.rate_limit_headers(decision) == [
+        (b"x-ratelimit-limit", b"5"), (b"x-ratelimit-remaining", b"0"), (b"x-ratelimit-reset", b"7200"),
     ]

@@ -22,7 +22,9 @@ from sessiontally.cli import main
 from sessiontally.errors import SessiontallyError
 from sessiontally.importer import NoRateLimit
 from sessiontally.service import Service
-from sessiontally.store import DATABASE_ENV, open_store
+from sessiontally.store import open_store
+
+DATABASE_ENV = "SESSIONTALLY_DATABASE"
 
 
 @pytest.fixture

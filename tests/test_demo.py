@@ -17,7 +17,7 @@ from sessiontally import demo, keys
 from sessiontally.cli import main
 from sessiontally.importer import NoRateLimit
 from sessiontally.service import Service
-from sessiontally.store import DATABASE_ENV, open_store
+from sessiontally.store import open_store
 from sessiontally.store.base import App
 
 KEY = re.compile(r"Authorization: Bearer (\S+)'")
@@ -25,7 +25,7 @@ KEY = re.compile(r"Authorization: Bearer (\S+)'")
 
 @pytest.fixture
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.delenv(DATABASE_ENV, raising=False)
+    monkeypatch.delenv("SESSIONTALLY_DATABASE", raising=False)
     monkeypatch.chdir(tmp_path)
     return str(tmp_path / "demo.sqlite3")
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from sessiontally import importer
 from sessiontally.cli import main
-from sessiontally.store import DATABASE_ENV, open_store
+from sessiontally.store import open_store
 from sessiontally.store.base import Store, Workspace
 
 START = "2025-06-01T12:00:00Z"
@@ -64,7 +64,7 @@ class Tenant:
 
 @pytest.fixture
 def tenant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tenant:
-    monkeypatch.delenv(DATABASE_ENV, raising=False)
+    monkeypatch.delenv("SESSIONTALLY_DATABASE", raising=False)
     monkeypatch.chdir(tmp_path)
     made = Tenant(tmp_path)
     yield made

@@ -1,17 +1,41 @@
-"""The file counters of the embedded store's rate limiter (ratelimit.py). Cross-process
-exactness and the hourly rollover over real processes are in tests/hostile."""
+"""The rate-limit package (src/sessiontally/ratelimit/): decisions and windows (base.py),
+the embedded store's counter file (file.py), and ``open_limiter``'s choice of backend.
+Cross-process exactness and the hourly rollover over real processes are in tests/hostile;
+the Redis backend over HTTP in tests/e2e/test_e2e_redis.py."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sessiontally.ratelimit import FileRateLimiter, RateLimiterUnavailable, decide, window_of
+from sessiontally.config import Settings
+from sessiontally.errors import RateLimiterUnavailable
+from sessiontally.ratelimit import (
+    RATE_COUNTERS_SUFFIX,
+    FileRateLimiter,
+    PostgresRateLimiter,
+    RedisRateLimiter,
+    decide,
+    open_limiter,
+    window_of,
+)
 
 HOUR = 3600
 NOW = 1_750_000_000.5  # some instant inside an hour
+
+
+# ------------------------------------------------------------------------ base.py
+
+
+def test_decisions_carry_the_count_against_the_limit() -> None:
+    decision = decide(7, 5, 3600)
+    assert (decision.allowed, decision.remaining, decision.reset) == (False, 0, 7200)
+
+
+# ------------------------------------------------------------------------ file.py
 
 
 def test_counts_per_workspace_and_window(tmp_path: Path) -> None:
@@ -150,9 +174,31 @@ def test_a_huge_workspace_id_uses_one_block_not_gigabytes(tmp_path: Path) -> Non
         limiter.close()
 
 
-def test_decisions_carry_their_headers_as_sent() -> None:
-    decision = decide(7, 5, 3600)
-    assert (decision.allowed, decision.remaining, decision.reset) == (False, 0, 7200)
-    assert decision.raw_headers() == [
-        (b"x-ratelimit-limit", b"5"), (b"x-ratelimit-remaining", b"0"), (b"x-ratelimit-reset", b"7200"),
-    ]
+
+# ------------------------------------------------------------------- open_limiter
+
+
+def test_open_limiter_picks_the_backend_of_the_store(db: Any) -> None:
+    limiter = open_limiter(Settings(database=db.url))
+    try:
+        if db.engine == "sqlite":
+            assert isinstance(limiter, FileRateLimiter)
+            assert limiter.path == db.url + RATE_COUNTERS_SUFFIX
+            assert limiter.never_blocks
+        else:
+            assert isinstance(limiter, PostgresRateLimiter)
+            assert not limiter.never_blocks
+        assert limiter.hit(4, 3, NOW) == decide(1, 3, window_of(NOW))
+        assert limiter.hit(4, 3, NOW) == decide(2, 3, window_of(NOW))
+    finally:
+        limiter.close()
+
+
+def test_open_limiter_uses_redis_when_named(tmp_path: Path, redis_url: str) -> None:
+    limiter = open_limiter(Settings(database=str(tmp_path / "s.sqlite3"), redis_url=redis_url))
+    try:
+        assert isinstance(limiter, RedisRateLimiter)
+        assert not limiter.never_blocks
+        assert limiter.hit(4, 3, NOW) == decide(1, 3, window_of(NOW))
+    finally:
+        limiter.close()

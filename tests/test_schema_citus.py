@@ -238,7 +238,7 @@ def recorded(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
             monkeypatch.setattr(psycopg.Cursor, "execute", execute)
             monkeypatch.setattr(psycopg.Cursor, "executemany", executemany)
-            from sessiontally.store.postgres import PostgresRateLimiter
+            from sessiontally.ratelimit import PostgresRateLimiter
 
             store = open_store(url)
             limiter: Any = PostgresRateLimiter(url)

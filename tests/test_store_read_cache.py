@@ -154,6 +154,8 @@ def test_every_thread_writes_through_one_connection(opened) -> None:  # type: ig
 
 
 class _NoLimit:
+    never_blocks = True
+
     def hit(self, workspace_id: int, limit: int, now: float):  # type: ignore[no-untyped-def]
         from sessiontally.ratelimit import decide, window_of
 

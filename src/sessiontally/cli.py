@@ -6,32 +6,69 @@ errors are one line on stderr and a non-zero exit status.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import orjson
 
 from . import admin, keys, limits
-from .config import Settings
+from .config import DATABASE, SETTINGS, Setting, Settings
 from .errors import SessiontallyError
-from .store import DATABASE_ENV, database_url, open_store
+from .store import open_store
 from .store.base import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The settings with a flag on ``serve`` alone (``--database`` is on every command).
+SERVE_SETTINGS = tuple(setting for setting in SETTINGS if setting.flag and not setting.every_command)
 
 
 def _emit(as_json: bool, plain: str, payload: dict[str, Any]) -> None:
     click.echo(orjson.dumps(payload).decode() if as_json else plain)
 
 
+class SettingValue(click.ParamType):
+    """A setting's value on the command line, read by its declaration's parser."""
+
+    def __init__(self, setting: Setting[Any]) -> None:
+        self.setting = setting
+        self.name = setting.metavar or setting.name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.setting.parse(value)
+        except ValueError as exc:
+            self.fail(f"{exc} (got {value!r})", param, ctx)
+
+
+def setting_option(setting: Setting[Any]) -> Callable[[F], F]:
+    """The option of a declared setting: flag, help, environment variable and default all
+    from the declaration. Its own default is None (not given), so that the environment and
+    then the declared default apply (``Settings.from_env``)."""
+    assert setting.flag is not None, setting.name
+    shown = ([f"env var: {setting.env}"] if setting.env else []) + [f"default: {setting.default_text}"]
+    return click.option(setting.flag, setting.name, default=None, type=SettingValue(setting),
+                        metavar=setting.metavar, help=f"{setting.help}  [{'; '.join(shown)}]")
+
+
+def serve_options(func: F) -> F:
+    """The options of SERVE_SETTINGS, in their declared order."""
+    for setting in reversed(SERVE_SETTINGS):
+        func = setting_option(setting)(func)
+    return func
+
+
 def database_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--database`` on every command, as well as on the group."""
 
-    @click.option("--database", "database", default=None,
-                  help="Store URL: a SQLite path (default ./sessiontally.sqlite3), "
-                  "sqlite:///PATH or postgresql://...")
+    @setting_option(DATABASE)
     @wraps(func)
     def wrapper(*args: Any, database: str | None = None, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
@@ -42,10 +79,16 @@ def database_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _database_given() -> str | None:
+    """The ``--database`` given to the command or the group (the command's wins), if any."""
+    given: str | None = click.get_current_context().find_root().meta.get("database")
+    return given
+
+
 def _store() -> Store:
     """The command's store, opened and migrated; closed when the command ends."""
     ctx = click.get_current_context()
-    url = database_url(ctx.find_root().meta.get("database"))
+    url = DATABASE.value(os.environ, _database_given())
     try:
         store = open_store(url)
         ctx.call_on_close(store.close)
@@ -94,7 +137,7 @@ class OneLineErrors(click.Group):
 
 
 @click.group(cls=OneLineErrors)
-@click.option("--database", default=None, help="Store URL (also SESSIONTALLY_DATABASE).")
+@setting_option(DATABASE)
 @click.version_option(package_name="sessiontally")
 @click.pass_context
 def main(ctx: click.Context, database: str | None) -> None:
@@ -107,30 +150,36 @@ def main(ctx: click.Context, database: str | None) -> None:
 
 @main.command()
 @database_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--forwarded-allow-ips", default=None, envvar="SESSIONTALLY_FORWARDED_ALLOW_IPS",
-              help="Comma-separated addresses of reverse proxies whose X-Forwarded-For is "
-              "trusted for the client address (IP allowlists). Default: none.")
-def serve(host: str, port: int, workers: int, forwarded_allow_ips: str | None) -> None:
+@serve_options
+def serve(**given: Any) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
-    url = database_url(click.get_current_context().find_root().meta.get("database"))
-    os.environ[DATABASE_ENV] = url  # worker processes build the app from the environment
     try:
-        Settings.from_env()  # a bad setting stops here, in one line, not in every worker
+        # Every setting read here: a bad one stops here, in one line, not in every worker.
+        settings = Settings.from_env(database=_database_given(), **given)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _store().close()  # apply migrations once, before any worker starts
-    click.echo(f"sessiontally serving on http://{host}:{port} (store: {_safe_url(url)})", err=True)
-    uvicorn.run(
-        "sessiontally.api.app:create_app",
+    click.echo(f"sessiontally serving on http://{settings.host}:{settings.port} "
+               f"(store: {_safe_url(settings.database)})", err=True)
+    _run_server(settings)
+
+
+def _run_server(settings: Settings) -> None:
+    """Serve the API with uvicorn, as ``uvicorn.run`` does, except that each worker builds
+    the app from ``settings`` (pickled to the spawned workers with the config) rather than
+    from the environment: ``uvicorn.run`` takes only an import string with several workers."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from .api.app import create_app
+
+    config = uvicorn.Config(
+        functools.partial(create_app, settings),
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         access_log=False,  # our own access log redacts keys; uvicorn's would not
         http="sessiontally.api.protocol:HttpProtocol",  # JSON bodies on parser refusals too
         log_level="warning",
@@ -138,9 +187,19 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str | None) -
         timeout_graceful_shutdown=10,
         # Forwarded headers decide the client address that IP allowlists check, so they
         # are trusted only from proxies the operator names (never by default).
-        proxy_headers=bool(forwarded_allow_ips),
-        forwarded_allow_ips=forwarded_allow_ips or "",
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 # -------------------------------------------------------------------- workspaces

@@ -55,6 +55,8 @@ class UnreadableFile(Exception):
 class NoRateLimit:
     """The rate limiter of an import's Service: an operator's import is not an API request."""
 
+    never_blocks = True
+
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         raise RuntimeError("the importer does not count API requests")
 

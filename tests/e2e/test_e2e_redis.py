@@ -31,7 +31,8 @@ from e2e_support import (
     track,
 )
 
-from sessiontally.ratelimit import RateLimiterUnavailable, RedisRateLimiter, window_of
+from sessiontally.errors import RateLimiterUnavailable
+from sessiontally.ratelimit import RedisRateLimiter, window_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -1,13 +1,21 @@
 """``serve --workers 2`` on each engine (the shared ``multi_server``, one per engine): two
-real worker processes under the supervisor, both serving, and the counts exact."""
+real worker processes under the supervisor, both serving, and the counts exact; and each
+worker serving the store ``serve`` was given, with nothing in the environment."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from db_support import free_port
 from e2e_support import series, session, track
 
 pytestmark = pytest.mark.e2e
@@ -74,3 +82,48 @@ def test_two_workers_serve_and_count_exactly(multi_server, shared_db, engine):
     if engine == "postgres":  # each worker holds PostgreSQL connections of its own
         assert all(_sockets(pid) >= 2 for pid in serving), {pid: _sockets(pid) for pid in serving}
     assert "Traceback" not in multi_server.all_stderr()
+
+
+def _holding(pid: int, path: Path) -> bool:
+    """Whether the process has ``path`` open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if fd.readlink() == path:
+                return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("given", [True, False], ids=["--database", "default"])
+def test_both_workers_serve_the_store_given_to_serve(tmp_path: Path, given: bool) -> None:
+    """``serve --database X --workers 2`` (or no option: ./sessiontally.sqlite3) with no
+    SESSIONTALLY_ variable at all: each worker opens that store, from the settings ``serve``
+    hands it."""
+    database = tmp_path / ("given.sqlite3" if given else "sessiontally.sqlite3")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONTALLY_")}
+    port = free_port()
+    command = [sys.executable, "-c", "from sessiontally.cli import main; main()", "serve",
+               "--port", str(port), "--workers", "2"] + (["--database", str(database)] if given else [])
+    with open(tmp_path / "serve.stderr", "wb") as err:
+        proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        serving: set[int] = set()
+        while len(serving) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.stderr").read_text()
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0)
+            serving = {pid for pid in _children(proc.pid) if _holding(pid, database)}
+            time.sleep(0.1)
+        assert len(serving) == 2, (tmp_path / "serve.stderr").read_text()
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).status_code == 200
+        assert sorted(path.name for path in tmp_path.glob("*.sqlite3")) == [database.name]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

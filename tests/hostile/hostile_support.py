@@ -144,7 +144,7 @@ def limiter_worker(kind: str, url: str, workspace_id: int, limit: int, now: floa
 
         limiter: Any = FileRateLimiter(url)
     elif kind == "postgres":
-        from sessiontally.store.postgres import PostgresRateLimiter
+        from sessiontally.ratelimit import PostgresRateLimiter
 
         limiter = PostgresRateLimiter(url)
     else:

@@ -19,9 +19,9 @@ from starlette.routing import Route
 from ..answers import AnswerCache
 from ..config import Settings
 from ..errors import Unavailable
-from ..ratelimit import RATE_COUNTERS_SUFFIX, FileRateLimiter, RateLimiter
+from ..ratelimit import open_limiter
 from ..service import Service
-from ..store import open_store, sqlite_sidecar
+from ..store import open_store
 from . import logging as access_logging
 from . import meta, segments, sessions, users
 from .errors import EXCEPTION_HANDLERS
@@ -47,24 +47,11 @@ ROUTES = [
 ]
 
 
-def build_limiter(settings: Settings) -> RateLimiter:
-    if settings.redis_url:
-        from ..ratelimit import RedisRateLimiter
-
-        return RedisRateLimiter(settings.redis_url)
-    sidecar = sqlite_sidecar(settings.database, RATE_COUNTERS_SUFFIX)
-    if sidecar is not None:
-        return FileRateLimiter(sidecar)
-    from ..store.postgres import PostgresRateLimiter
-
-    return PostgresRateLimiter(settings.database)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access_logging.configure(settings.log_level)
     store = open_store(settings.database, read_cache=settings.read_cache)
-    limiter = build_limiter(settings)
+    limiter = open_limiter(settings)
     # The occasional last-seen write of a key: off the event loop, which admits reads.
     toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch")
     service = Service(store, limiter, background=_logged(toucher.submit),

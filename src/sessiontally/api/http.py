@@ -57,8 +57,8 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 
 
 def rate_limit_headers(decision: RateDecision) -> RawHeaders:
-    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` as they go on the wire (ASGI
-    header names are lower case)."""
+    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` of ``decision`` as they go on
+    the wire (ASGI header names are lower case), for ``json_response``'s ``raw_headers``."""
     return [
         (b"x-ratelimit-limit", b"%d" % decision.limit),
         (b"x-ratelimit-remaining", b"%d" % decision.remaining),

@@ -1,12 +1,6 @@
-"""Fixed-window rate limits: one window per workspace per UTC clock hour.
-
-Every authenticated request counts, whatever its answer. Counters live outside the
-request's process so that the count is exact across worker processes: in a small counter
-file beside the embedded store (a locked read-increment-write of one 16-byte slot per
-request; kept apart from the main file so that a long ingest transaction never delays a
-rate-limit check), in PostgreSQL for a PostgreSQL store, or in Redis (``INCR`` + expiry)
-when several machines share it.
-"""
+"""Rate-limit counters in a small file beside the embedded store, shared by every process
+on the machine: a locked read-increment-write of one slot per request, kept apart from the
+store's own file so that a long ingest transaction never delays a rate-limit check."""
 
 from __future__ import annotations
 
@@ -16,51 +10,11 @@ import os
 import struct
 import threading
 from pathlib import Path
-from typing import NamedTuple, Protocol
 
-from .errors import RateLimiterUnavailable
+from ..errors import RateLimiterUnavailable
+from .base import RateDecision, decide, window_of
 
-WINDOW_SECONDS = 3600
-RATE_COUNTERS_SUFFIX = "-ratecounters"  # the counter file beside an embedded store
-
-
-class RateDecision(NamedTuple):
-    """A request's count against its workspace's hourly limit (a named tuple: one is made
-    per request, and a frozen dataclass's constructor costs several times more)."""
-
-    limit: int
-    remaining: int
-    reset: int  # UTC epoch seconds of the next full hour
-    allowed: bool
-
-    def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` as they go on the wire
-        (ASGI header names are lower case)."""
-        return [
-            (b"x-ratelimit-limit", b"%d" % self.limit),
-            (b"x-ratelimit-remaining", b"%d" % self.remaining),
-            (b"x-ratelimit-reset", b"%d" % self.reset),
-        ]
-
-
-def decide(hits: int, limit: int, window_start: int) -> RateDecision:
-    return RateDecision(
-        limit=limit,
-        remaining=max(0, limit - hits),
-        reset=window_start + WINDOW_SECONDS,
-        allowed=hits <= limit,
-    )
-
-
-def window_of(now: float) -> int:
-    return int(now) - int(now) % WINDOW_SECONDS
-
-
-class RateLimiter(Protocol):
-    never_blocks: bool  # a hit may run on an event loop
-
-    def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision: ...
-    def close(self) -> None: ...
+RATE_COUNTERS_SUFFIX = "-ratecounters"  # the counter file's name: the store's file + this
 
 
 class FileRateLimiter:
@@ -165,43 +119,3 @@ class FileRateLimiter:
                 os.close(self._fd)
                 self._fd = None
 
-
-class RedisRateLimiter:
-    """Counters in Redis: exact across every process and machine that shares the server."""
-
-    never_blocks = False  # a round trip
-
-    def __init__(self, url: str) -> None:
-        import redis  # optional dependency
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        # Any Redis failure (down, timing out, loading, read-only replica after a
-        # failover, ...) means the request cannot be counted: RateLimiterUnavailable (503).
-        self._errors = (redis.exceptions.RedisError,)
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=2.0,
-            socket_connect_timeout=2.0,
-            health_check_interval=10,
-            # One immediate retry on a connection error only: it replaces a pooled
-            # connection that died with a restarted Redis (so recovery costs no request),
-            # while a request is never retried after a timeout, when the INCR may have
-            # been applied (the count stays exact). No backoff: a 503 must come quickly.
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-        )
-
-    def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
-        window = window_of(now)
-        key = f"sessiontally:rate:{workspace_id}:{window}"
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS + 60)
-            hits, _ = pipe.execute()
-        except self._errors as exc:
-            raise RateLimiterUnavailable(type(exc).__name__) from None
-        return decide(int(hits), limit, window)
-
-    def close(self) -> None:
-        self._client.close()

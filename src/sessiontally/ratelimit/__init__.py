@@ -1,0 +1,43 @@
+"""Fixed-window rate limits: one window per workspace per UTC clock hour.
+
+Every authenticated request counts, whatever its answer. Counters live outside the
+request's process so that the count is exact across worker processes, in one of three
+backends: a counter file beside the embedded store (``file``), the PostgreSQL store's
+database (``postgres``), or Redis when several machines share it (``redis``).
+``open_limiter`` picks the one the settings call for.
+
+This package knows nothing of HTTP (``api.http`` turns a decision into headers) and
+nothing of the stores: it reads the store's URL from the settings only.
+"""
+
+from __future__ import annotations
+
+from ..config import Settings, sqlite_file
+from .base import WINDOW_SECONDS, RateDecision, RateLimiter, decide, window_of
+from .file import RATE_COUNTERS_SUFFIX, FileRateLimiter
+from .postgres import PostgresRateLimiter
+from .redis import RedisRateLimiter
+
+__all__ = [
+    "RATE_COUNTERS_SUFFIX",
+    "WINDOW_SECONDS",
+    "FileRateLimiter",
+    "PostgresRateLimiter",
+    "RateDecision",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "decide",
+    "open_limiter",
+    "window_of",
+]
+
+
+def open_limiter(settings: Settings) -> RateLimiter:
+    """The limiter for ``settings``: Redis when ``redis_url`` is set; else the counter file
+    beside an embedded store; else the PostgreSQL store's database."""
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url)
+    path = sqlite_file(settings.database)
+    if path is not None:
+        return FileRateLimiter(path + RATE_COUNTERS_SUFFIX)
+    return PostgresRateLimiter(settings.database)
