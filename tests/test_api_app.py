@@ -46,8 +46,7 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     store.close()
     app = create_app(Settings(database=database, redis_url=None, log_level="WARNING"))
     yield Client(app), app.state.service, {"Authorization": f"Bearer {key}"}
-    app.state.service.limiter.close()
-    app.state.service.store.close()
+    app.state.service.close()
 
 
 def _remaining(response: Any) -> int:

@@ -99,8 +99,7 @@ def test_every_served_route_has_a_heading(tmp_path: Path) -> None:
     try:
         served = sorted(set(_served_routes(list(app.routes))), key=lambda pair: (pair[1], pair[0] or ""))
     finally:
-        app.state.service.limiter.close()
-        app.state.service.store.close()
+        app.state.service.close()
     assert served, "the app serves no routes?"
     text = _api_text()
     headings = [heading for _, heading, _ in _headings(text)]

@@ -6,9 +6,13 @@ and ``sessiontally.errors`` into responses.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -16,10 +20,14 @@ import orjson
 
 from . import audience, buckets, ingest, ipallow, keys
 from .answers import AnswerCache
+from .config import Settings
 from .errors import Forbidden, InvalidInput, Unauthenticated, WouldBlock
-from .ratelimit import RateDecision, RateLimiter
+from .ratelimit import RateDecision, RateLimiter, open_limiter
 from .series_query import InvalidParameter, parse_series_query
+from .store import open_store
 from .store.base import ApiKey, NewSession, Store, Workspace
+
+log = logging.getLogger("sessiontally.service")
 
 INVALID_KEY = "Invalid API key"
 KEY_TOUCH_INTERVAL_S = 60
@@ -51,23 +59,64 @@ class TrackResult:
 
 
 class Service:
+    """The use cases over one store and one rate limiter."""
+
     def __init__(
         self,
         store: Store,
         limiter: RateLimiter,
         clock: Callable[[], float] = time.time,
-        background: Callable[[Callable[[], None]], object] | None = None,
         answers: AnswerCache | None = None,
+        touch_in_background: bool = False,
     ) -> None:
         self.store = store
         self.limiter = limiter
         self.clock = clock
         self.answers = answers if answers is not None else AnswerCache()
-        # Where the occasional last-seen write runs: inline by default; the HTTP app,
-        # which authenticates reads on its event loop, hands it to a worker thread.
-        self.background = background
+        # Where the occasional last-seen write runs: inline, or (for the HTTP app, which
+        # authenticates reads on its event loop) in a thread of its own.
+        self._toucher = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch") if touch_in_background else None
+        )
         self._touched: dict[tuple[int, int], float] = {}
+        self._migrated = threading.Event()
         self.classifier = audience.SegmentClassifier()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Service:
+        """The service the settings describe: their store, rate limiter and answer cache,
+        with last-seen writes in the background. ``close`` releases them."""
+        store = open_store(settings.database, read_cache=settings.read_cache)
+        try:
+            limiter = open_limiter(settings)
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, limiter, answers=AnswerCache(settings.read_cache), touch_in_background=True)
+
+    def close(self) -> None:
+        if self._toucher is not None:
+            self._toucher.shutdown(wait=True)
+        self.limiter.close()
+        self.store.close()
+
+    def ensure_migrated(self) -> None:
+        """Apply pending migrations once per service. No lock: ``migrate`` serialises in
+        the database, and callers must not queue behind one that waits for a dead store."""
+        if not self._migrated.is_set():
+            self.store.migrate()
+            self._migrated.set()
+
+    @property
+    def migrated(self) -> bool:
+        return self._migrated.is_set()
+
+    def healthy(self) -> bool:
+        """Whether the store answers (False, not an exception, when it is down)."""
+        try:
+            return self.store.ping()
+        except Exception:  # whatever the driver raises for a dead database
+            return False
 
     # ------------------------------------------------------------------ access
 
@@ -112,10 +161,12 @@ class Service:
         if now - self._touched.get(marker, 0.0) >= KEY_TOUCH_INTERVAL_S:
             self._touched[marker] = now
             touch = functools.partial(self.store.touch_key, record.workspace_id, record.key_id, int(now))
-            if self.background is None:
+            if self._toucher is None:
                 touch()
             else:
-                self.background(touch)
+                # (Refused while shutting down: this last-seen update is then dropped.)
+                with contextlib.suppress(RuntimeError):
+                    self._toucher.submit(_logged, touch)
 
     def count_request(self, principal: Principal) -> RateDecision:
         return self.limiter.hit(
@@ -292,6 +343,14 @@ class Service:
             )
             for b in series
         ]
+
+
+def _logged(work: Callable[[], None]) -> None:
+    """Run a background write; log its failure (it has no caller to tell)."""
+    try:
+        work()
+    except Exception as exc:  # e.g. the store is down: last-seen waits for the next one
+        log.warning("background write failed: %s", type(exc).__name__)
 
 
 # Key prefixes of the answers the service keeps (one cache holds both kinds).

@@ -8,20 +8,16 @@ gate's business (``gate.py``), and how refusals become responses is ``errors.py`
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from ..answers import AnswerCache
 from ..config import Settings
 from ..errors import Unavailable
-from ..ratelimit import open_limiter
 from ..service import Service
-from ..store import open_store
 from . import logging as access_logging
 from . import meta, segments, sessions, users
 from .errors import EXCEPTION_HANDLERS
@@ -50,15 +46,9 @@ ROUTES = [
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     access_logging.configure(settings.log_level)
-    store = open_store(settings.database, read_cache=settings.read_cache)
-    limiter = open_limiter(settings)
-    # The occasional last-seen write of a key: off the event loop, which admits reads.
-    toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch")
-    service = Service(store, limiter, background=_logged(toucher.submit),
-                      answers=AnswerCache(settings.read_cache))
-    gate = Gate(service, store, limiter)
+    service = Service.open(settings)
     try:
-        gate.ensure_migrated()
+        service.ensure_migrated()
     except Unavailable as exc:
         log.warning("store unavailable at startup (%s); answering 503 until it is back",
                     type(exc).__name__)
@@ -67,31 +57,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         yield
-        toucher.shutdown(wait=True)
-        limiter.close()
-        store.close()
+        service.close()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.add_middleware(access_logging.AccessLogMiddleware)
-    app.state.store = store
     app.state.service = service
-    app.state.gate = gate
+    app.state.gate = Gate(service)
     return app
-
-
-def _logged(submit: Callable[..., Future[None]]) -> Callable[[Callable[[], None]], object]:
-    """``submit`` whose failures are logged (a background write has no caller to tell)."""
-
-    def run(work: Callable[[], None]) -> object:
-        def logged() -> None:
-            try:
-                work()
-            except Exception as exc:  # e.g. the store is down: last-seen waits for the next one
-                log.warning("background write failed: %s", type(exc).__name__)
-
-        try:
-            return submit(logged)
-        except RuntimeError:  # shutting down: this last-seen update is dropped
-            return None
-
-    return run

@@ -19,7 +19,6 @@ declare (``Store.reads_never_block``, ``RateLimiter.never_blocks``):
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +38,7 @@ from ..errors import (
     Unavailable,
     WouldBlock,
 )
-from ..ratelimit import RateLimiter
 from ..service import Principal, Service
-from ..store.base import Store
 from .errors import QueryTooLong, UnsupportedMediaType, error_response
 from .http import (
     BodyTooLarge,
@@ -65,20 +62,10 @@ Record = Callable[[Principal, Any], Any]  # the answer's body for a parsed JSON 
 class Gate:
     """Admits requests for ``service`` and runs their work where it belongs."""
 
-    def __init__(self, service: Service, store: Store, limiter: RateLimiter) -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
-        self.store = store
-        self.inline_reads = store.reads_never_block and limiter.never_blocks
-        self._migrated = threading.Event()
-
-    def ensure_migrated(self) -> None:
-        """Apply pending migrations once (``serve`` has normally done it before starting
-        the workers). A worker that starts while the database is down answers 503 and
-        migrates on its first request once it is back. No lock: ``migrate`` serialises in
-        the database, and requests must not queue behind one that waits for a dead store."""
-        if not self._migrated.is_set():
-            self.store.migrate()
-            self._migrated.set()
+        self.store = service.store
+        self.inline_reads = service.store.reads_never_block and service.limiter.never_blocks
 
     # ------------------------------------------------------------------ running
 
@@ -88,7 +75,7 @@ class Gate:
 
     async def read(self, scope: Scope, permission: str, action: ReadAction) -> Response:
         """Admit and act on the event loop when reads never block; else as ``run``."""
-        if not (self.inline_reads and self._migrated.is_set()):
+        if not (self.inline_reads and self.service.migrated):
             return await self.run(scope, permission, lambda principal: action(principal, True))
         headers: RawHeaders = []
         principal = None
@@ -144,7 +131,9 @@ class Gate:
     def _run_migrated(self, scope: Scope, permission: str, action: Action, status: int) -> Response:
         headers: RawHeaders = []
         try:
-            self.ensure_migrated()
+            # ``serve`` migrates before its workers start; a worker that started while the
+            # database was down answers 503 and migrates once it is back.
+            self.service.ensure_migrated()
             principal = self._admit(scope, permission, headers)
             body = action(principal)
         except SessiontallyError as exc:

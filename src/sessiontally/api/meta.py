@@ -6,19 +6,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from ..store.base import Store
+from ..service import Service
 from .http import error_response, json_response
 from .openapi import DOCS_HTML, openapi_document
 
 
 async def healthz(request: Request) -> Response:
     """``GET /healthz``: 200 while the store answers, else 503."""
-    store: Store = request.app.state.store
-    try:
-        healthy = await run_in_threadpool(store.ping)
-    except Exception:  # the store is down, whatever its driver says: answer, do not crash
-        healthy = False
-    if healthy:
+    service: Service = request.app.state.service
+    if await run_in_threadpool(service.healthy):
         return json_response({"status": "ok", "message": "success"})
     return error_response(503, "Store unavailable")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import StoreUnavailable
 from .base import RateDecision, decide, window_of
 
 if TYPE_CHECKING:
@@ -19,13 +20,17 @@ RECONNECT_TIMEOUT_S = 10.0
 class PostgresRateLimiter:
     """One upsert per request; the first hit of a window deletes the workspace's older ones.
 
-    Errors are psycopg's own (``OperationalError``, ``PoolTimeout``): the same database as
-    the store's, so the caller treats them as the store's unavailability."""
+    The counters share the store's database, so when it cannot be reached (psycopg's
+    ``OperationalError``, the pool's ``PoolTimeout``) the limiter raises what the store
+    raises then: ``StoreUnavailable``."""
 
     never_blocks = False  # a network round trip
 
     def __init__(self, url: str) -> None:
-        from psycopg_pool import ConnectionPool  # optional dependency, imported when used
+        import psycopg  # optional dependency, imported when used
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self._unavailable = (psycopg.OperationalError, PoolTimeout)
 
         self.pool: ConnectionPool = ConnectionPool(
             url,
@@ -40,6 +45,12 @@ class PostgresRateLimiter:
         )
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
+        try:
+            return self._hit(workspace_id, limit, now)
+        except self._unavailable as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
+
+    def _hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         window = window_of(now)
         with self.pool.connection() as conn:
             row = conn.execute(
