@@ -1,4 +1,4 @@
-"""Validation of user attributes sent to ``POST /users/track`` (CONTRACT.md section 5). Pure.
+"""Validation of user attributes sent to ``POST /users/track`` (docs/api.md). Pure.
 
 One attributes object is ``{"external_id": "u1", "country": "US", "age": 31, ...}``. It
 becomes a ``UserAttributes``: the attributes to set (typed ``Value``s) and the names to

@@ -111,7 +111,7 @@ def _refuse_nul_external_ids(
     if not refused:
         return valid, errors
     kept = [(index, update) for index, update in valid if "\x00" not in update.external_id]
-    # attributes errors by index first, then those of the unsupported parts, as before
+    # attributes errors by index first, then those of the unsupported parts
     merged = sorted(errors + refused, key=lambda e: ("part" in e, e.get("part", ""), e["index"]))
     return kept, merged
 

@@ -1,4 +1,4 @@
-"""The ``sessiontally`` command (CONTRACT.md section 8).
+"""The ``sessiontally`` command (docs/cli.md).
 
 Every ``create`` prints the new id or key on stdout, or a JSON object with ``--json``;
 errors are one line on stderr and a non-zero exit status.
@@ -120,7 +120,7 @@ def _admin(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class OneLineErrors(click.Group):
-    """Usage errors as one line on stderr (CONTRACT.md section 8), not click's usage block."""
+    """Usage errors as one line on stderr (docs/cli.md), not click's usage block."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:

@@ -36,7 +36,7 @@ class SessiontallyError(Exception):
 
 
 class InvalidInput(SessiontallyError):
-    """The request, a parameter or an item breaks a rule of the contract.
+    """The request, a parameter or an item breaks a rule of the API (docs/api.md).
 
     ``errors`` lists per-item problems of a batch (JSON objects), when there are any."""
 

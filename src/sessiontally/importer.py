@@ -1,4 +1,4 @@
-"""Bulk import of sessions from an NDJSON or CSV file (CONTRACT.md sections 4 and 8).
+"""Bulk import of sessions from an NDJSON or CSV file (docs/api.md, docs/cli.md).
 
 The file is streamed line by line (memory stays flat whatever its size) and recorded in
 batches of at most 50,000 items through ``Service.record_items``, so an imported session
@@ -34,9 +34,9 @@ from .service import Service
 from .store.base import Store, Workspace
 
 # Items per record_items call, each one transaction. Random session ids dirty about one
-# page per row until a transaction's rows outnumber the table's pages: 50,000 rows a
-# transaction insert about 1.7x faster than 10,000 into a table of 10^6 (bench/RESULTS.md),
-# for about 40 MB more memory, the same whatever the file's size.
+# page per row until a transaction's rows outnumber the table's pages, so larger
+# transactions write each page fewer times; this size costs tens of MB of memory, the
+# same whatever the file's size.
 BATCH_SIZE = 50_000
 MAX_LINE_BYTES = 1 << 20  # a longer line is rejected without being held in memory
 KEPT_ERRORS = 1000  # rejections kept with their message (the count is always exact)
@@ -182,8 +182,8 @@ class ImportAborted(Exception):
 class _Batcher:
     """Collects items with their line numbers and records each batch through the service.
 
-    (Validating on a second thread while the previous batch is written was tried and is
-    slower: the GIL makes the SQLite thread wait behind the validating one.)
+    (Validating on a second thread while the previous batch is written does not help:
+    the GIL makes the SQLite thread wait behind the validating one.)
     """
 
     def __init__(self, service: Service, workspace: Workspace, summary: ImportSummary,

@@ -1,4 +1,4 @@
-"""Validation of recorded sessions (CONTRACT.md section 4), item by item. Pure.
+"""Validation of recorded sessions (docs/api.md), item by item. Pure.
 
 Items are independent: each either becomes a ``ValidSession`` or an ``ItemError`` with
 its index, so that valid items are recorded even when others are refused.

@@ -1,4 +1,4 @@
-"""Explicit limits of the API, in one place (CONTRACT.md sections 3, 4 and 9)."""
+"""Explicit limits of the API, in one place (docs/api.md)."""
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_SESSIONS_PER_REQUEST = 10_000

@@ -1,4 +1,4 @@
-"""The segment filter language (CONTRACT.md section 7). Pure.
+"""The segment filter language (docs/api.md). Pure.
 
 A filter is JSON::
 

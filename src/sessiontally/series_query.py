@@ -1,4 +1,4 @@
-"""Parsing of the ``/sessions/data_series`` query string (CONTRACT.md section 3). Pure.
+"""Parsing of the ``/sessions/data_series`` query string (docs/api.md). Pure.
 
 Takes the raw (name, value) pairs so that a repeated parameter can be refused; unknown
 parameters are ignored, as real Braze clients send some.

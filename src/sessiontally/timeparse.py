@@ -1,4 +1,4 @@
-"""Lenient ISO-8601 parsing for the forms CONTRACT.md section 3 lists. Pure.
+"""Lenient ISO-8601 parsing for the forms docs/api.md lists. Pure.
 
 ``ending_at`` accepts a date, or a datetime with ``T`` or a space, optional seconds and
 fractional seconds, and an optional offset: ``Z``, ``+05:30``, ``+0530``, ``+05``,

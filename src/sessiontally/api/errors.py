@@ -61,7 +61,7 @@ def status_of(exc: errors.SessiontallyError) -> int:
 
 
 def error_body(exc: errors.SessiontallyError) -> dict[str, Any]:
-    """The contract's ``{"message": ...}`` body for ``exc`` (``errors`` too, for a batch)."""
+    """The API's ``{"message": ...}`` body for ``exc`` (``errors`` too, for a batch)."""
     message = exc.message
     if isinstance(exc, errors.Unavailable):
         message = next(text for cls, text in UNAVAILABLE_MESSAGES if isinstance(exc, cls))

@@ -25,9 +25,10 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 
 class JSONBytesResponse(Response):
-    """A JSON response whose headers are built directly: Starlette's general
+    """A JSON response whose headers are built directly, skipping Starlette's general
     ``init_headers`` (which looks for a caller's own content-type and content-length
-    among them) was a tenth of a cached series request."""
+    among them): on the hottest route, a cached series, that search is a visible share
+    of the request."""
 
     media_type = "application/json"
 

@@ -62,7 +62,7 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def write_line(self, line: str) -> None:
         """``line`` (no newline) as it is, without a LogRecord: the access log's own path,
-        a fifth of what ``Logger.handle`` costs a request (bench/RESULTS.md)."""
+        much cheaper than ``Logger.handle``."""
         with self.lock:  # type: ignore[union-attr]
             self._append(line + "\n")
 
@@ -208,7 +208,7 @@ class AccessLogMiddleware:
 def write_line(line: str) -> None:
     """One access-log line. As configured (one BufferedLineHandler, no filters) it goes
     straight to the handler's buffer: a LogRecord, the filters and the formatter would cost
-    more than the rest of the access log (bench/RESULTS.md). Any other set-up (tests, an
+    more than the rest of the access log. Any other set-up (tests, an
     embedding application's own handlers) gets a record as usual."""
     handlers = logger.handlers
     if len(handlers) == 1 and type(handlers[0]) is BufferedLineHandler and not logger.filters:

@@ -1,6 +1,6 @@
 """A bounded memo of answers computed from a raw query string.
 
-Dashboards repeat the same few queries, and parsing one was a tenth of a cached series
+Dashboards repeat the same few queries, and parsing one is a visible share of a cached series
 request. Short query strings are remembered (512 at most, then the memo starts over);
 one that may carry a key never is, so no secret stays in memory past its request.
 """

@@ -4,7 +4,7 @@ A request that the HTTP parser cannot take never reaches the application, and uv
 answers it with a plain-text ``400 Invalid HTTP request received.``. The commonest case is
 a request line over 64 KiB (httptools' URL parser keeps 16-bit offsets), i.e. a query
 string of megabytes, which the application would have answered 414. This protocol sends
-the contract's JSON shape instead: ``414 {"message": "Query string too long"}`` when the
+the API's JSON error shape instead: ``414 {"message": "Query string too long"}`` when the
 URL read so far is over the query-string limit, ``400 {"message": "Invalid HTTP request"}``
 otherwise. ``sessiontally serve`` selects it (``http="sessiontally.api.protocol:HttpProtocol"``).
 """

@@ -25,8 +25,8 @@ class FileRateLimiter:
     the file just after another request opened the new window, still counts in its own
     hour). A hit takes a POSIX byte-range lock on its slot, reads, increments and writes
     it in the file's shared memory map: exact across processes, two system calls, and a
-    waiter is woken by the kernel the moment the lock is released (an earlier SQLite
-    sidecar polled with sleeps under contention). No fsync: a count lost in a machine
+    waiter is woken by the kernel the moment the lock is released (no polling with sleeps
+    under contention). No fsync: a count lost in a machine
     crash only lets a few more requests through.
 
     POSIX locks belong to a process, and closing *any* descriptor of the file drops all of
