@@ -24,7 +24,6 @@ from sessiontally.segments import (
     Time,
     compile_filter,
     describe,
-    evaluate,
     filter_to_json,
     parse_filter,
     parse_filter_json,
@@ -45,6 +44,11 @@ def cond(op: str, value=MISSING, attribute: str = "x") -> dict:
     if value is not MISSING:
         node["value"] = value
     return node
+
+
+def evaluate(filter, attributes) -> bool:
+    """Whether a user with these attributes matches: the node's compiled ``match``."""
+    return filter.match(attributes)
 
 
 def matches(filter_json: dict, attribute_value) -> bool:
