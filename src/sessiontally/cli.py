@@ -400,7 +400,3 @@ def demo_workspace(name: str, days: int, users: int, seed: int) -> None:
     result = demo.run_demo(store, name, days=days, users=users, seed=seed,
                            log=lambda line: click.echo(line, err=True))
     click.echo(demo.curl_commands(result))
-
-
-def run() -> None:  # pragma: no cover - console entry convenience
-    sys.exit(main())
