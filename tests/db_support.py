@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from sessiontally.store import open_store
+from sessiontally.store.base import Store
+
 ENGINES = ("sqlite", "postgres")
 POSTGRES_ADMIN_URL = os.environ.get(
     "SESSIONTALLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -46,14 +49,17 @@ def postgres_unavailable() -> str | None:
     return None
 
 
-def require_postgres() -> None:
-    """Skip (or, when required, fail) the calling test if PostgreSQL is not there."""
-    reason = postgres_unavailable()
+def _skip_or_fail(reason: str | None, required: bool, variable: str) -> None:
     if reason is None:
         return
-    if REQUIRE_POSTGRES:
-        pytest.fail(f"SESSIONTALLY_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+    if required:
+        pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def require_postgres() -> None:
+    """Skip (or, when required, fail) the calling test if PostgreSQL is not there."""
+    _skip_or_fail(postgres_unavailable(), REQUIRE_POSTGRES, "SESSIONTALLY_REQUIRE_POSTGRES")
 
 
 def create_postgres_database() -> str:
@@ -91,6 +97,19 @@ def engine_database(engine: str, folder: Path) -> Iterator[str]:
         drop_postgres_database(url)
 
 
+@contextlib.contextmanager
+def open_test_store(engine: str, folder: Path) -> Iterator[Store]:
+    """A fresh, migrated store of ``engine`` (a new SQLite file in ``folder``, or a new
+    PostgreSQL database dropped afterwards), closed on exit."""
+    with engine_database(engine, folder) as url:
+        opened = open_store(url)
+        try:
+            opened.migrate()
+            yield opened
+        finally:
+            opened.close()
+
+
 @functools.cache
 def redis_unavailable() -> str | None:
     """Why Redis tests cannot run here, or None when they can."""
@@ -111,12 +130,7 @@ def redis_unavailable() -> str | None:
 
 def require_redis() -> None:
     """Skip (or, when required, fail) the calling test if Redis is not there."""
-    reason = redis_unavailable()
-    if reason is None:
-        return
-    if REQUIRE_REDIS:
-        pytest.fail(f"SESSIONTALLY_REQUIRE_REDIS=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    _skip_or_fail(redis_unavailable(), REQUIRE_REDIS, "SESSIONTALLY_REQUIRE_REDIS")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -124,3 +138,4 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+

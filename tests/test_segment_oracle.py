@@ -27,9 +27,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from db_support import ENGINES, open_test_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_support import ENGINES, FakeClock, new_workspace, open_test_store, service_for
+from segment_support import FakeClock, new_workspace, service_for
 
 from sessiontally import admin
 from sessiontally.api.errors import error_body, status_of
