@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from segment_support import filter_trees, reference_match
 
 from sessiontally.attributes import Value, string_instant, to_epoch_micros
 from sessiontally.segments import (
@@ -931,15 +932,7 @@ def conditions(draw):
     return node
 
 
-filters = st.recursive(
-    conditions(),
-    lambda children: st.one_of(
-        st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
-        st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
-        children.map(lambda child: {"not": child}),
-    ),
-    max_leaves=8,
-)
+filters = filter_trees(conditions(), max_leaves=8)
 
 
 def _candidates(value) -> dict:
@@ -965,25 +958,11 @@ def _candidates(value) -> dict:
 
 def reference(node: dict, values: dict) -> bool:
     """A direct interpreter of the documented semantics, independent of the compiler."""
-    if "all" in node:
-        return all(reference(child, values) for child in node["all"])
-    if "any" in node:
-        return any(reference(child, values) for child in node["any"])
-    if "not" in node:
-        return not reference(node["not"], values)
-    op, current = node["op"], values.get(node["attribute"])
-    if op == "exists":
-        return current is not None
-    if op == "not_exists":
-        return current is None
-    if current is None:
-        return False
-    kind, payload = current
-    value = node["value"]
-    if op == "contains":
-        return kind in ("s", "a") and value in payload
-    if op == "starts_with":
-        return kind == "s" and payload.startswith(value)
+    return reference_match(node, values, _compare)
+
+
+def _compare(op: str, kind: str, payload, value) -> bool:
+    """The typed operators, on attribute payloads (datetimes as epoch microseconds)."""
     if op in ("in", "not_in"):
         relevant = [c[kind] for c in map(_candidates, value) if kind in c]
         if not relevant:
