@@ -1,5 +1,6 @@
 """Databases and services for the tests, on both engines (imported by conftest.py and by
-test modules; not named conftest, so that it cannot be confused with another directory's).
+test modules at every level, tests/e2e and tests/hostile included; not named conftest, so
+that it cannot be confused with another directory's).
 
 PostgreSQL: the server named by ``SESSIONTALLY_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/postgres``), where each test database is a fresh
@@ -7,6 +8,10 @@ PostgreSQL: the server named by ``SESSIONTALLY_TEST_POSTGRES`` (default
 (default ``redis://127.0.0.1:6379/0``). When one cannot be reached, ``require_postgres()`` /
 ``require_redis()`` skip the calling test with the reason, or fail it when
 ``SESSIONTALLY_REQUIRE_POSTGRES=1`` / ``SESSIONTALLY_REQUIRE_REDIS=1`` (CI).
+
+Also what the tests that drive a service concurrently share: ``in_threads`` (run workers
+at once, fail with what they raised) and the hourly rate-limit window (``next_hour``,
+``avoid_hour_boundary``, ``within_one_window``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import contextlib
 import functools
 import os
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +38,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("SESSIONTALLY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REQUIRE_POSTGRES = os.environ.get("SESSIONTALLY_REQUIRE_POSTGRES") == "1"
 REQUIRE_REDIS = os.environ.get("SESSIONTALLY_REQUIRE_REDIS") == "1"
+HOUR = 3600
 
 
 @functools.cache
@@ -139,3 +147,51 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
+
+# ----------------------------------------------------------------------- concurrency
+
+
+def in_threads(count: int, work: Callable[[int], object]) -> None:
+    """Run ``work(0)`` .. ``work(count - 1)``, each in a thread of its own, all started
+    before any is waited for; then fail with whatever they raised (assertions included)."""
+    failures: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+
+
+# --------------------------------------------------------- the hourly rate-limit window
+
+
+def next_hour(now: float) -> int:
+    """The next full UTC hour after ``now``: the reset of the window ``now`` is in."""
+    return int(now) - int(now) % HOUR + HOUR
+
+
+def avoid_hour_boundary(margin_s: float) -> None:
+    """Sleep past the next full UTC hour if it is less than ``margin_s`` away, so that a
+    test that counts requests in one rate-limit window does not straddle two."""
+    left = HOUR - time.time() % HOUR
+    if left < margin_s:
+        time.sleep(left + 1.0)
+
+
+def within_one_window(attempt: Callable[[], bool], margin_s: float = 30) -> None:
+    """Run ``attempt``, a try that counts requests in one rate-limit window and returns
+    False when the hour turned under it, at least ``margin_s`` before the next hour; once
+    more if the hour turned; fail if it turned both times."""
+    for _attempt in range(2):
+        avoid_hour_boundary(margin_s)
+        if attempt():
+            return
+    pytest.fail("could not stay within one rate-limit window")
