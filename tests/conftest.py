@@ -46,6 +46,7 @@ from db_support import (  # noqa: F401 - free_port and the rest re-exported for 
     REQUIRE_REDIS,
     engine_database,
     free_port,
+    open_test_store,
     require_postgres,
     require_redis,
 )
@@ -64,8 +65,8 @@ ALL_PERMISSIONS = (
 )
 STARTUP_TIMEOUT_S = 30.0
 
-# Skip reasons that mean "the service this test needs is missing" (ours and
-# tests/segment_support.py's). When that service is required, such a skip is a failure.
+# Skip reasons that mean "the service this test needs is missing" (db_support's, or any
+# other test's that says the same). When that service is required, such a skip is a failure.
 _POSTGRES_MISSING = ("PostgreSQL not reachable", "psycopg is not installed")
 _REDIS_MISSING = ("Redis not reachable", "redis-py is not installed")
 
@@ -215,13 +216,8 @@ def shared_db(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def store(engine: str, tmp_path: Path) -> Iterator[Store]:
     """A fresh, migrated store of each engine (a new SQLite file, or a new PostgreSQL
     database dropped afterwards). For store-level tests that need no server."""
-    with engine_database(engine, tmp_path) as url:
-        opened = open_store(url)
-        try:
-            opened.migrate()
-            yield opened
-        finally:
-            opened.close()
+    with open_test_store(engine, tmp_path) as opened:
+        yield opened
 
 
 # ----------------------------------------------------------------------------- servers

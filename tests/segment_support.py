@@ -1,24 +1,20 @@
-"""Stores for the users/segments tests, on SQLite and on PostgreSQL.
+"""Helpers of the users/segments tests: services over a store (``service_for``, with a
+``FakeClock`` and a limiter that never limits), workspaces, random filter trees
+(``filter_trees``), and ``reference_match``, an interpreter of the filter language written
+from its documentation, independent of ``sessiontally.segments``.
 
-``open_test_store(engine, tmp_path)`` opens either engine, for a test module's own
-``store`` fixture parametrised over ``ENGINES``: a SQLite file under ``tmp_path``, or a
-PostgreSQL database created for the test on the server named by
-``SESSIONTALLY_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
-and dropped afterwards. When that server cannot be reached, the PostgreSQL variant is
-skipped with the reason.
+Stores of either engine come from ``db_support.open_test_store`` (re-exported here with
+``ENGINES`` for the modules that import them from this one).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cache
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import pytest
+from db_support import ENGINES, open_test_store  # noqa: F401 - re-exported
+from hypothesis import strategies as st
 
 from sessiontally import admin
 from sessiontally.ratelimit import RateDecision
@@ -26,78 +22,12 @@ from sessiontally.service import Service
 from sessiontally.store.base import Store, Workspace
 from sessiontally.store.sqlite import SqliteStore
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SESSIONTALLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-ENGINES = ("sqlite", "postgres")
-
-
-@cache
-def postgres_unavailable() -> str | None:
-    """Why PostgreSQL tests cannot run here, or None when they can."""
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401
-    except ImportError as exc:
-        return f"psycopg is not installed ({exc})"
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:  # any connection failure: say why, then skip
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(exc).strip()[:200]}"
-    return None
-
-
-def _database_url(name: str) -> str:
-    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped on exit."""
-    import psycopg
-
-    name = f"sessiontally_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _database_url(name)
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def open_test_store(engine: str, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store of the given engine (skips PostgreSQL when unavailable)."""
-    if engine == "sqlite":
-        sqlite = SqliteStore(tmp_path / f"store-{uuid.uuid4().hex[:8]}.sqlite3")
-        sqlite.migrate()
-        try:
-            yield sqlite
-        finally:
-            sqlite.close()
-        return
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    from sessiontally.store.postgres import PostgresStore
-
-    with fresh_postgres_database() as url:
-        postgres = PostgresStore(url, min_size=1, max_size=8)
-        try:
-            postgres.migrate()
-            yield postgres
-        finally:
-            postgres.close()
-
 
 def store_url(store: Store) -> str:
     """The URL the CLI would be given for this store."""
     if isinstance(store, SqliteStore):
         return store.path
-    return str(store.url)  # type: ignore[attr-defined]
+    return str(store.url)  # type: ignore[attr-defined]  # a PostgresStore's URL
 
 
 class UnlimitedLimiter:
@@ -126,3 +56,46 @@ def service_for(store: Store, clock: Any = None) -> Service:
 
 def new_workspace(store: Store, time_zone: str = "UTC") -> Workspace:
     return admin.create_workspace(store, f"ws-{uuid.uuid4().hex[:12]}", time_zone)
+
+
+def filter_trees(conditions: st.SearchStrategy[dict[str, Any]], max_leaves: int) -> st.SearchStrategy[Any]:
+    """Filters (as JSON) built from ``conditions`` with ``all``, ``any`` and ``not``."""
+    return st.recursive(
+        conditions,
+        lambda children: st.one_of(
+            st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
+            st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
+            children.map(lambda child: {"not": child}),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+# Compares an attribute's (type, payload) with a filter's value for one of the typed
+# operators (eq ne gt gte lt lte in not_in): compare(op, type, payload, value).
+Compare = Callable[[str, str, Any, Any], bool]
+
+
+def reference_match(node: dict[str, Any], user: Mapping[str, tuple[str, Any]], compare: Compare) -> bool:
+    """Whether ``user`` (attribute name: (type, payload)) matches the filter ``node`` (its
+    JSON), by the documented rules: combinators, presence, ``contains`` and
+    ``starts_with`` here, the typed comparisons by ``compare``."""
+    if "all" in node:
+        return all(reference_match(child, user, compare) for child in node["all"])
+    if "any" in node:
+        return any(reference_match(child, user, compare) for child in node["any"])
+    if "not" in node:
+        return not reference_match(node["not"], user, compare)
+    op, current = node["op"], user.get(node["attribute"])
+    if op == "exists":
+        return current is not None
+    if op == "not_exists":
+        return current is None
+    if current is None:
+        return False
+    kind, payload = current
+    if op == "contains":
+        return kind in ("s", "a") and node["value"] in payload
+    if op == "starts_with":
+        return kind == "s" and payload.startswith(node["value"])
+    return compare(op, kind, payload, node["value"])

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from click.testing import CliRunner
-from segment_support import ENGINES, FakeClock, new_workspace, open_test_store, service_for, store_url
+from segment_support import FakeClock, new_workspace, service_for, store_url
 
 from sessiontally import admin, attributes, audience
 from sessiontally.api.errors import error_body, status_of
@@ -25,12 +25,6 @@ from sessiontally.errors import SessiontallyError
 
 US = '{"attribute": "country", "op": "eq", "value": "US"}'
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC).timestamp()
-
-
-@pytest.fixture(params=ENGINES)
-def store(request, tmp_path):
-    with open_test_store(request.param, tmp_path) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ Commands run in-process through click's CliRunner; one test runs the real consol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -179,11 +181,8 @@ def test_key_create_bad_permission(database: str) -> None:
     assert result.exit_code != 0
     assert result.stdout == ""
     assert "sessions.delete" in result.stderr
-    store = open_store(database)
-    try:  # nothing was created
-        assert store._conn().execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)  # type: ignore[attr-defined]
-    finally:
-        store.close()
+    with contextlib.closing(sqlite3.connect(database)) as conn:  # nothing was created
+        assert conn.execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)
 
 
 def test_key_create_bad_permission_is_one_line(database: str) -> None:
@@ -234,11 +233,8 @@ def test_key_revoke_unknown_key_or_other_workspace(database: str) -> None:
 
 
 def _workspaces(path: Path) -> list[str]:
-    store = open_store(str(path))
-    try:
-        return [row[0] for row in store._conn().execute("SELECT name FROM workspaces")]  # type: ignore[attr-defined]
-    finally:
-        store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM workspaces")]
 
 
 def test_database_option_on_the_group_and_on_the_command(database: str, tmp_path: Path) -> None:

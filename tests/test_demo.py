@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
+import sqlite3
 import time
 from collections import Counter
 from datetime import datetime
@@ -92,8 +94,8 @@ def test_demo_creates_months_of_data_and_a_working_key(database: str) -> None:
         for app in apps:
             assert store.rollup_total(ws.workspace_id, app.app_key, 0) > 0
 
-        conn = store._conn()  # type: ignore[attr-defined]
-        (latest,) = conn.execute("SELECT MAX(started_at) FROM sessions").fetchone()
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            (latest,) = conn.execute("SELECT MAX(started_at) FROM sessions").fetchone()
         assert latest <= time.time() * 1_000_000  # nothing starts in the future
         assert latest >= (before - 3 * 3600) * 1_000_000  # and the data runs until now
     finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,10 @@ class Tenant:
     def run(self, *args: str, stdin: bytes | None = None) -> Result:
         return CliRunner().invoke(main, ["--database", self.database, "import", *args],
                                   input=stdin, catch_exceptions=False)
+
+    def connect(self) -> contextlib.closing[sqlite3.Connection]:
+        """A connection of the test's own to the database file, closed on exit."""
+        return contextlib.closing(sqlite3.connect(self.database))
 
     def total(self) -> int:
         """Sessions in the store, checked three ways (raw rows, rollup, per-app rollups)."""
@@ -107,10 +113,10 @@ def test_csv_happy_path(tenant: Tenant) -> None:
     assert result.exit_code == 0, result.stderr
     assert summary_of(result) == {"recorded": 3, "duplicates": 0, "rejected": 0, "errors": []}
     assert tenant.total() == 3
-    conn = tenant.store._conn()  # type: ignore[attr-defined]
-    rows = dict(conn.execute("SELECT session_id, external_id FROM sessions").fetchall())
-    assert rows == {"a1": "u1", "a2": "u2", "a,3": 'user "quoted"'}
-    assert conn.execute("SELECT ended_at FROM sessions WHERE session_id = 'a2'").fetchone() == (None,)
+    with tenant.connect() as conn:
+        rows = dict(conn.execute("SELECT session_id, external_id FROM sessions").fetchall())
+        assert rows == {"a1": "u1", "a2": "u2", "a,3": 'user "quoted"'}
+        assert conn.execute("SELECT ended_at FROM sessions WHERE session_id = 'a2'").fetchone() == (None,)
 
 
 def test_csv_without_ended_at_column(tenant: Tenant) -> None:
@@ -147,8 +153,8 @@ def test_duplicates_in_the_file_and_across_imports(tenant: Tenant) -> None:
     assert again.exit_code == 0
     assert summary_of(again) == {"recorded": 0, "duplicates": 4, "rejected": 0, "errors": []}
     assert tenant.total() == 3
-    conn = tenant.store._conn()  # type: ignore[attr-defined]
-    (started,) = conn.execute("SELECT started_at FROM sessions WHERE session_id = 's1'").fetchone()
+    with tenant.connect() as conn:
+        (started,) = conn.execute("SELECT started_at FROM sessions WHERE session_id = 's1'").fetchone()
     assert started == 1748779200 * 1_000_000  # 2025-06-01T12:00:00Z, the first line's
 
 

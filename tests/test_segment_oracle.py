@@ -11,9 +11,10 @@ A history interleaves, in one workspace whose zone is America/New_York:
 
 Everything goes through ``Service.track_users``, ``Service.record_items`` and
 ``admin.set_segment_analytics``; the series come from ``Service.data_series``. The model
-keeps each user's attributes, evaluates every filter with its own small evaluator (not
-``segments.py``) when a new session is recorded, for the segments tracked at that moment
-only, and counts per local day with ``zoneinfo``.
+keeps each user's attributes, evaluates every filter with a small evaluator of its own
+(``segment_support.reference_match``, not ``segments.py``) when a new session is
+recorded, for the segments tracked at that moment only, and counts per local day with
+``zoneinfo``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from db_support import ENGINES, open_test_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_support import ENGINES, FakeClock, new_workspace, open_test_store, service_for
+from segment_support import FakeClock, filter_trees, new_workspace, reference_match, service_for
 
 from sessiontally import admin
 from sessiontally.api.errors import error_body, status_of
@@ -133,15 +135,7 @@ def condition(draw) -> dict[str, Any]:
     return {"attribute": name, "op": op, "value": value}
 
 
-filters = st.recursive(
-    condition(),
-    lambda children: st.one_of(
-        st.lists(children, min_size=1, max_size=3).map(lambda fs: {"all": fs}),
-        st.lists(children, min_size=1, max_size=3).map(lambda fs: {"any": fs}),
-        children.map(lambda f: {"not": f}),
-    ),
-    max_leaves=5,
-)
+filters = filter_trees(condition(), max_leaves=5)
 
 # ------------------------------------------------------------------------ the evaluator
 
@@ -179,25 +173,12 @@ ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operat
 
 
 def holds(node: dict[str, Any], user: dict[str, tuple[str, Any]]) -> bool:
-    if "all" in node:
-        return all(holds(child, user) for child in node["all"])
-    if "any" in node:
-        return any(holds(child, user) for child in node["any"])
-    if "not" in node:
-        return not holds(node["not"], user)
-    op, current = node["op"], user.get(node["attribute"])
-    if op == "exists":
-        return current is not None
-    if op == "not_exists":
-        return current is None
-    if current is None:
-        return False
-    kind, value = current
-    if op == "contains":
-        return kind in ("s", "a") and node["value"] in value
-    if op == "starts_with":
-        return kind == "s" and value.startswith(node["value"])
-    given_values = node["value"] if op in ("in", "not_in") else [node["value"]]
+    return reference_match(node, user, _compare)
+
+
+def _compare(op: str, kind: str, value: Any, given: Any) -> bool:
+    """The typed operators, on the model's values (datetimes as ``datetime``s)."""
+    given_values = given if op in ("in", "not_in") else [given]
     same_type = [v for t, v in (c for g in given_values for c in candidates(g)) if t == kind]
     if op in ("eq", "in"):
         return kind != "a" and any(v == value for v in same_type)

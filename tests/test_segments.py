@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from segment_support import filter_trees, reference_match
 
 from sessiontally.attributes import Value, string_instant, to_epoch_micros
 from sessiontally.segments import (
@@ -24,7 +25,6 @@ from sessiontally.segments import (
     Time,
     compile_filter,
     describe,
-    evaluate,
     filter_to_json,
     parse_filter,
     parse_filter_json,
@@ -45,6 +45,11 @@ def cond(op: str, value=MISSING, attribute: str = "x") -> dict:
     if value is not MISSING:
         node["value"] = value
     return node
+
+
+def evaluate(filter, attributes) -> bool:
+    """Whether a user with these attributes matches: the node's compiled ``match``."""
+    return filter.match(attributes)
 
 
 def matches(filter_json: dict, attribute_value) -> bool:
@@ -469,19 +474,18 @@ def test_combinators(filter_json, expected):
 def test_all_and_any_short_circuit_in_order():
     calls = []
 
-    def spy(result):
-        def match(values):
-            calls.append(result)
-            return result
+    class Spy:  # a filter node whose compiled match records its answers
+        def __init__(self, result):
+            def match(values):
+                calls.append(result)
+                return result
 
-        return match
+            self.match = match
 
-    from sessiontally import segments
-
-    assert segments._compile_all((spy(True), spy(False), spy(True)))({}) is False
+    assert compile_filter(AllOf((Spy(True), Spy(False), Spy(True))))({}) is False
     assert calls == [True, False]
     calls.clear()
-    assert segments._compile_any((spy(False), spy(True), spy(False)))({}) is True
+    assert compile_filter(AnyOf((Spy(False), Spy(True), Spy(False))))({}) is True
     assert calls == [False, True]
 
 
@@ -927,15 +931,7 @@ def conditions(draw):
     return node
 
 
-filters = st.recursive(
-    conditions(),
-    lambda children: st.one_of(
-        st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
-        st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
-        children.map(lambda child: {"not": child}),
-    ),
-    max_leaves=8,
-)
+filters = filter_trees(conditions(), max_leaves=8)
 
 
 def _candidates(value) -> dict:
@@ -961,25 +957,11 @@ def _candidates(value) -> dict:
 
 def reference(node: dict, values: dict) -> bool:
     """A direct interpreter of the documented semantics, independent of the compiler."""
-    if "all" in node:
-        return all(reference(child, values) for child in node["all"])
-    if "any" in node:
-        return any(reference(child, values) for child in node["any"])
-    if "not" in node:
-        return not reference(node["not"], values)
-    op, current = node["op"], values.get(node["attribute"])
-    if op == "exists":
-        return current is not None
-    if op == "not_exists":
-        return current is None
-    if current is None:
-        return False
-    kind, payload = current
-    value = node["value"]
-    if op == "contains":
-        return kind in ("s", "a") and value in payload
-    if op == "starts_with":
-        return kind == "s" and payload.startswith(value)
+    return reference_match(node, values, _compare)
+
+
+def _compare(op: str, kind: str, payload, value) -> bool:
+    """The typed operators, on attribute payloads (datetimes as epoch microseconds)."""
     if op in ("in", "not_in"):
         relevant = [c[kind] for c in map(_candidates, value) if kind in c]
         if not relevant:

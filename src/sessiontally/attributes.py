@@ -62,7 +62,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import limits
 from .timeparse import TimeParseError, parse_instant, parse_timestamp, to_epoch_micros
@@ -356,7 +356,7 @@ def encode_value(value: Value) -> dict[str, Any]:
     """JSON-serialisable storage form ``{"t": ..., "v": ...}``."""
     kind, payload = value
     if kind == ARRAY:
-        return {"t": ARRAY, "v": list(payload)}  # type: ignore[arg-type]
+        return {"t": ARRAY, "v": list(cast(tuple[str, ...], payload))}  # an "a" payload is a tuple
     return {"t": kind, "v": payload}
 
 
@@ -395,7 +395,7 @@ def value_to_json(value: Value) -> Any:
     ``parse_value(value_to_json(v)) == v`` for every valid value."""
     kind, payload = value
     if kind == DATETIME:
-        return format_instant(payload)  # type: ignore[arg-type]
+        return format_instant(cast(int, payload))  # a "d" payload is epoch microseconds
     if kind == ARRAY:
-        return list(payload)  # type: ignore[arg-type]
+        return list(cast(tuple[str, ...], payload))  # an "a" payload is a tuple
     return payload

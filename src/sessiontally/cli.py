@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ def _emit(as_json: bool, plain: str, payload: dict[str, Any]) -> None:
     click.echo(orjson.dumps(payload).decode() if as_json else plain)
 
 
-class SettingValue(click.ParamType):
+class SettingValue(click.ParamType):  # type: ignore[type-arg]  # ParamType[...] fails at runtime before click 8.4
     """A setting's value on the command line, read by its declaration's parser."""
 
     def __init__(self, setting: Setting[Any]) -> None:
@@ -122,11 +122,18 @@ def _admin(func: Callable[..., Any]) -> Callable[..., Any]:
 class OneLineErrors(click.Group):
     """Usage errors as one line on stderr (docs/cli.md), not click's usage block."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
@@ -393,7 +400,3 @@ def demo_workspace(name: str, days: int, users: int, seed: int) -> None:
     result = demo.run_demo(store, name, days=days, users=users, seed=seed,
                            log=lambda line: click.echo(line, err=True))
     click.echo(demo.curl_commands(result))
-
-
-def run() -> None:  # pragma: no cover - console entry convenience
-    sys.exit(main())

@@ -257,9 +257,8 @@ def generate_sessions(
         drawn.sort()
         for started_at, external_id, app_key in drawn:
             seconds = min(rng.lognormvariate(log_median[app_key], 0.9), 4 * 3600)
-            ended_at: int | None = started_at + int(seconds * 1_000_000)
-            if ended_at > now_us:  # still going on
-                ended_at = None
+            ends = started_at + int(seconds * 1_000_000)
+            ended_at = None if ends > now_us else ends  # None: still going on
             serial += 1
             batch.append(NewSession(f"demo-{serial:09d}", external_id, app_key, started_at, ended_at))
         if len(batch) >= batch_size:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Never
 
 import orjson
 
@@ -32,6 +32,9 @@ from .errors import InvalidInput
 from .ratelimit import RateDecision
 from .service import Service
 from .store.base import Store, Workspace
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # Items per record_items call, each one transaction. Random session ids dirty about one
 # page per row until a transaction's rows outnumber the table's pages, so larger
@@ -119,13 +122,13 @@ def detect_format(path: str, override: str | None = None) -> str:
         return fmt
     if path == "-":
         return "ndjson"
-    fmt = EXTENSIONS.get(os.path.splitext(path)[1].lower())
-    if fmt is None:
+    told = EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if told is None:
         raise UnreadableFile(
             f"cannot tell the format of {path!r} from its extension"
             " (.ndjson, .jsonl, .json or .csv); give --format ndjson|csv"
         )
-    return fmt
+    return told
 
 
 @dataclass(slots=True)
@@ -293,7 +296,7 @@ def import_file(
         return import_stream(store, workspace, source, fmt, progress=progress, clock=clock)
 
 
-def _progress_bar(source: Source) -> Any:
+def _progress_bar(source: Source) -> tqdm[Never]:  # a bar without an iterable
     from tqdm import tqdm
 
     if source.size is not None:

@@ -226,7 +226,9 @@ class Service:
         query skips parsing, bucketing and the rollup read while the stored data are
         unchanged. An answer without ``ending_at`` depends on the clock only through the
         bucket holding "now": it is reused while the clock stays in that bucket."""
-        return orjson.loads(self._cached_series(workspace, query_pairs, may_scan).json)
+        answer = self._cached_series(workspace, query_pairs, may_scan)
+        points: list[dict[str, Any]] = orjson.loads(answer.json)
+        return points
 
     def data_series_json(
         self, workspace: Workspace, query_pairs: Iterable[tuple[str, str]], may_scan: bool = True
@@ -245,7 +247,7 @@ class Service:
         key = (_SERIES_ANSWER, workspace, pairs)
         now = self.clock()
         if cache is not None:
-            kept = cache.get(key)
+            kept: _SeriesAnswer | None = cache.get(key)
             if kept is not None and kept.valid_from <= now < kept.valid_until:
                 return kept
         answer = self._series_answer(workspace, pairs, now, may_scan)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+from db_support import HOUR, next_hour
 
-HOUR = 3600
 INVALID_KEY = {"message": "Invalid API key"}
 OVER_LIMIT = {"message": "Over rate limit"}
 
@@ -46,10 +46,6 @@ def series(client: httpx.Client, key: str, query: str) -> httpx.Response:
     return client.get("/sessions/data_series?" + query, headers=bearer(key))
 
 
-def next_hour(now: float) -> int:
-    return int(now) - int(now) % HOUR + HOUR
-
-
 def assert_rate_headers(response: httpx.Response, limit: int | None = None) -> int:
     """The three rate-limit headers are present and sane; returns Remaining."""
     before = time.time()
@@ -68,14 +64,6 @@ def assert_rate_headers(response: httpx.Response, limit: int | None = None) -> i
 def assert_no_rate_headers(response: httpx.Response) -> None:
     for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
         assert name not in response.headers
-
-
-def avoid_hour_boundary(margin_s: float) -> None:
-    """Sleep past the next full UTC hour if it is less than ``margin_s`` away, so that a
-    test that counts requests in one rate-limit window does not straddle two."""
-    left = HOUR - time.time() % HOUR
-    if left < margin_s:
-        time.sleep(left + 1.0)
 
 
 def json_message(response: httpx.Response) -> str:

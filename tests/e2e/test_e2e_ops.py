@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
 import pytest
+from db_support import in_threads
 from e2e_support import bearer, json_message, session, track
 
 pytestmark = pytest.mark.e2e
@@ -125,23 +125,14 @@ def test_one_json_log_line_per_request_without_keys(shared_server, shared_db):
 def test_log_lines_stay_whole_with_two_workers(multi_server, shared_db):
     _, _, key = shared_db.tenant()
     marker = "w" + uuid.uuid4().hex
-    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
-        try:
-            with multi_server.client() as c:
-                for i in range(10):
-                    query = f"length=3&unit=hour&marker={marker}&n={n}-{i}&pad={'p' * 200}"
-                    assert c.get(f"/sessions/data_series?{query}&api_key={key}").status_code == 200
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        with multi_server.client() as c:
+            for i in range(10):
+                query = f"length=3&unit=hour&marker={marker}&n={n}-{i}&pad={'p' * 200}"
+                assert c.get(f"/sessions/data_series?{query}&api_key={key}").status_code == 200
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    in_threads(8, worker)
     records = _log_records(multi_server, marker, 80)
     assert len(records) == 80
     assert len({r["query"] for r in records}) == 80

@@ -20,16 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from db_support import free_port, require_redis
-from e2e_support import (
-    assert_rate_headers,
-    avoid_hour_boundary,
-    bearer,
-    json_message,
-    next_hour,
-    session,
-    track,
-)
+from db_support import avoid_hour_boundary, free_port, in_threads, next_hour, require_redis, within_one_window
+from e2e_support import assert_rate_headers, bearer, json_message, session, track
 
 from sessiontally.errors import RateLimiterUnavailable
 from sessiontally.ratelimit import RedisRateLimiter, window_of
@@ -45,11 +37,7 @@ SERIES = "/sessions/data_series?length=1"
 def test_limit_is_exact_across_two_instances_sharing_redis(server_factory, db, redis_url):
     env = {"SESSIONTALLY_REDIS_URL": redis_url}
     instances = [server_factory(db, workers=2, env=env), server_factory(db, workers=2, env=env)]
-    for _attempt in range(2):  # a second try if the hour turned under the test
-        avoid_hour_boundary(30)
-        if _window_across(instances, db, redis_url, limit=60, threads=8, per_thread=16):
-            return
-    pytest.fail("could not stay within one rate-limit window")
+    within_one_window(lambda: _window_across(instances, db, redis_url, limit=60, threads=8, per_thread=16))
 
 
 def _window_across(instances, db, redis_url, limit: int, threads: int, per_thread: int) -> bool:
@@ -62,39 +50,30 @@ def _window_across(instances, db, redis_url, limit: int, threads: int, per_threa
     barrier = threading.Barrier(threads)
     lock = threading.Lock()
     results: list[tuple[int, int, int, int]] = []  # instance, status, remaining, reset
-    failures: list[BaseException] = []
 
     def worker(n: int) -> None:
+        clients = [server.client() for server in instances]
         try:
-            clients = [server.client() for server in instances]
-            try:
-                barrier.wait()
-                for i in range(per_thread):
-                    which = (n + i) % len(instances)  # every thread alternates instances
-                    c = clients[which]
-                    if (n + i) % 4 == 0:
-                        r = track(c, key, [session(app.app_id, time.time() - 5)])
-                    else:
-                        r = c.get(SERIES, headers=bearer(key))
-                    remaining = assert_rate_headers(r, limit)
-                    if r.status_code == 429:
-                        assert json_message(r) == "Over rate limit"
-                        assert int(r.headers["Retry-After"]) >= 1
-                    with lock:
-                        results.append((which, r.status_code, remaining,
-                                        int(r.headers["X-RateLimit-Reset"])))
-            finally:
-                for c in clients:
-                    c.close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
+            barrier.wait()
+            for i in range(per_thread):
+                which = (n + i) % len(instances)  # every thread alternates instances
+                c = clients[which]
+                if (n + i) % 4 == 0:
+                    r = track(c, key, [session(app.app_id, time.time() - 5)])
+                else:
+                    r = c.get(SERIES, headers=bearer(key))
+                remaining = assert_rate_headers(r, limit)
+                if r.status_code == 429:
+                    assert json_message(r) == "Over rate limit"
+                    assert int(r.headers["Retry-After"]) >= 1
+                with lock:
+                    results.append((which, r.status_code, remaining,
+                                    int(r.headers["X-RateLimit-Reset"])))
+        finally:
+            for c in clients:
+                c.close()
 
-    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    assert not failures, failures
+    in_threads(threads, worker)
     if {reset for *_, reset in results} != {window_reset}:
         return False
     total = threads * per_thread

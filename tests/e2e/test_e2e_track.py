@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from db_support import in_threads
 from e2e_support import assert_rate_headers, bearer, iso, json_message, series, session, track
 
 pytestmark = pytest.mark.e2e
@@ -164,24 +165,15 @@ def test_same_batch_from_8_threads_counts_once(request, shared_db, server_kind):
     items = [session(apps[0].app_id, now - i * 97) for i in range(300)]
     barrier = threading.Barrier(8)
     results: list[dict] = []
-    failures: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            with server.client() as c:
-                barrier.wait()
-                response = track(c, key, items)
-                assert response.status_code == 201, response.text
-                results.append(response.json())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
+    def worker(_: int) -> None:
+        with server.client() as c:
+            barrier.wait()
+            response = track(c, key, items)
+            assert response.status_code == 201, response.text
+            results.append(response.json())
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures, failures
+    in_threads(8, worker)
     assert sum(r["sessions_processed"] for r in results) == 300
     assert sum(r["duplicates"] for r in results) == 7 * 300
     # each batch is all-or-nothing against the others

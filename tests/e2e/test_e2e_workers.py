@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from db_support import free_port
+from db_support import free_port, in_threads
 from e2e_support import series, session, track
 
 pytestmark = pytest.mark.e2e
@@ -50,27 +49,18 @@ def test_two_workers_serve_and_count_exactly(multi_server, shared_db, engine):
     serving = {pid for pid in workers if _sockets(pid) >= 1}
     assert len(serving) >= 2, (workers, serving)
     now = time.time()
-    errors: list[BaseException] = []
 
     def client_thread(n: int) -> None:
-        try:
-            with multi_server.client() as c:
-                for i in range(10):
-                    items = [session(apps[(n + i) % 2].app_id, now - 60 * j, f"{n}-{i}-{j}")
-                             for j in range(20)]
-                    response = track(c, key, items)
-                    assert response.status_code == 201, response.text
-                    assert response.json()["sessions_processed"] == 20
-                    assert series(c, key, "length=2&unit=day").status_code == 200
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        with multi_server.client() as c:
+            for i in range(10):
+                items = [session(apps[(n + i) % 2].app_id, now - 60 * j, f"{n}-{i}-{j}")
+                         for j in range(20)]
+                response = track(c, key, items)
+                assert response.status_code == 201, response.text
+                assert response.json()["sessions_processed"] == 20
+                assert series(c, key, "length=2&unit=day").status_code == 200
 
-    threads = [threading.Thread(target=client_thread, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    in_threads(8, client_thread)
     total = 8 * 10 * 20
     assert shared_db.store.count_raw_sessions(ws.workspace_id) == total
     assert shared_db.store.rollup_total(ws.workspace_id, 0, 0) == total

@@ -21,11 +21,11 @@ import time
 
 import httpx
 import pytest
+from db_support import HOUR, in_threads, next_hour, within_one_window
 from hostile_support import INVALID_KEY, OVER_LIMIT, bearer, iso, limiter_worker, tally
 
 pytestmark = pytest.mark.e2e
 
-HOUR = 3600
 WINDOW = 527_778 * HOUR  # 2030-03-17T17:00:00Z, a window start
 LIMIT = 40
 CLIENTS = 8
@@ -81,17 +81,13 @@ def test_window_rolls_over_at_the_hour_with_two_processes_on_redis(redis_url):
 # ------------------------------------------------------------------------ over HTTP
 
 
-def _next_hour(now: float) -> int:
-    return int(now) - int(now) % HOUR + HOUR
-
-
 def _one_window(urls: list[str], db) -> bool:
     """One try within one rate-limit window; False if the hour turned during it."""
     ws = db.workspace(rate_limit=LIMIT)
     app = db.app(ws)
     key = db.key(ws)
     series_only = db.key(ws, permissions=["sessions.data_series"])
-    reset_expected = _next_hour(time.time())
+    reset_expected = next_hour(time.time())
     kinds = [
         lambda c, i: c.get("/sessions/data_series?length=2", headers=bearer(key)),
         lambda c, i: c.post(
@@ -118,28 +114,19 @@ def _one_window(urls: list[str], db) -> bool:
     ]
     responses: list[httpx.Response] = []
     lock = threading.Lock()
-    errors: list[BaseException] = []
     start = threading.Barrier(CLIENTS)
 
     def run(n: int) -> None:
-        try:
-            with httpx.Client(base_url=urls[n % len(urls)], timeout=60) as client:
-                start.wait()
-                for i in range(PER_CLIENT):
-                    response = kinds[(n + i) % len(kinds)](client, n * 100 + i)
-                    unauthenticated = client.get("/sessions/data_series?length=1", headers=bearer(key + "x"))
-                    assert unauthenticated.status_code == 401 and unauthenticated.json() == INVALID_KEY
-                    with lock:
-                        responses.append(response)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        with httpx.Client(base_url=urls[n % len(urls)], timeout=60) as client:
+            start.wait()
+            for i in range(PER_CLIENT):
+                response = kinds[(n + i) % len(kinds)](client, n * 100 + i)
+                unauthenticated = client.get("/sessions/data_series?length=1", headers=bearer(key + "x"))
+                assert unauthenticated.status_code == 401 and unauthenticated.json() == INVALID_KEY
+                with lock:
+                    responses.append(response)
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    in_threads(CLIENTS, run)
     resets = {int(r.headers["X-RateLimit-Reset"]) for r in responses}
     if resets != {reset_expected}:
         return False  # the hour turned during the burst: try again in the new window
@@ -159,21 +146,11 @@ def _one_window(urls: list[str], db) -> bool:
     return True
 
 
-def _within_one_window(urls: list[str], db) -> None:
-    for _ in range(2):
-        left = HOUR - time.time() % HOUR
-        if left < 60:
-            time.sleep(left + 1)
-        if _one_window(urls, db):
-            return
-    pytest.fail("could not stay within one rate-limit window")
-
-
 def test_exact_limit_with_8_clients_on_one_server_with_two_workers(multi_server, shared_db):
-    _within_one_window([multi_server.url], shared_db)
+    within_one_window(lambda: _one_window([multi_server.url], shared_db), margin_s=60)
 
 
 def test_exact_limit_with_8_clients_on_two_servers_sharing_the_store(server_factory, db):
     first = server_factory(db, workers=1)
     second = server_factory(db, workers=1)
-    _within_one_window([first.url, second.url], db)
+    within_one_window(lambda: _one_window([first.url, second.url], db), margin_s=60)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from db_support import in_threads
 from hostile_support import bearer, iso, tally
 
 pytestmark = pytest.mark.e2e
@@ -61,32 +62,23 @@ def test_retry_storm_counts_exactly(multi_server, shared_db):
 
     answers: list[tuple[int, int, int]] = []  # batch, processed, duplicates
     lock = threading.Lock()
-    errors: list[BaseException] = []
     barrier = threading.Barrier(CLIENTS)
 
     def client(number: int) -> None:
         order = [b for b in range(BATCHES) for _ in range(COPIES)]
         random.Random(number).shuffle(order)
-        try:
-            with httpx.Client(base_url=multi_server.url, timeout=120) as http:
-                barrier.wait()
-                for b in order:
-                    response = http.post(
-                        "/sessions/track", json={"sessions": batches[b]}, headers=bearer(key)
-                    )
-                    assert response.status_code == 201, response.text
-                    body = response.json()
-                    with lock:
-                        answers.append((b, body["sessions_processed"], body["duplicates"]))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        with httpx.Client(base_url=multi_server.url, timeout=120) as http:
+            barrier.wait()
+            for b in order:
+                response = http.post(
+                    "/sessions/track", json={"sessions": batches[b]}, headers=bearer(key)
+                )
+                assert response.status_code == 201, response.text
+                body = response.json()
+                with lock:
+                    answers.append((b, body["sessions_processed"], body["duplicates"]))
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    in_threads(CLIENTS, client)
     tally("retry-storm requests", len(answers))
 
     assert len(answers) == CLIENTS * COPIES * BATCHES

@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any
+from typing import TextIO
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -35,14 +35,14 @@ ACCESS_LOG_FLUSH_S = 0.5  # how long an access-log line may wait in memory
 PIPE_BUF = 4096  # writes up to this size reach a pipe whole, between other processes' writes
 
 
-class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class BufferedLineHandler(logging.StreamHandler[TextIO]):
     """Writes its lines in chunks, at most ``interval`` seconds after they were logged
     (as nginx's ``access_log ... buffer= flush=``): one system call for many requests
     instead of one each. A chunk is whole lines of at most PIPE_BUF bytes, so lines of
     several worker processes sharing one stderr never interleave. A crash loses at most
     the last ``interval`` of lines; the access log is not the record of what was stored."""
 
-    def __init__(self, stream: Any, interval: float = ACCESS_LOG_FLUSH_S) -> None:
+    def __init__(self, stream: TextIO, interval: float = ACCESS_LOG_FLUSH_S) -> None:
         super().__init__(stream)
         self.pending: list[str] = []
         self.pending_bytes = 0
@@ -63,7 +63,7 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def write_line(self, line: str) -> None:
         """``line`` (no newline) as it is, without a LogRecord: the access log's own path,
         much cheaper than ``Logger.handle``."""
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # Handler.__init__ made it (createLock)
             self._append(line + "\n")
 
     def _append(self, line: str) -> None:  # with the handler's lock held
@@ -73,7 +73,7 @@ class BufferedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_pending()
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # Handler.__init__ made it (createLock)
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -215,4 +215,4 @@ def write_line(line: str) -> None:
         handlers[0].write_line(line)
     else:
         # Not logger.info: it would also walk the stack for a file and line never shown.
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))

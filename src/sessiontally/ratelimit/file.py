@@ -93,6 +93,7 @@ class FileRateLimiter:
     def _count(self, slots: mmap.mmap, offset: int, window: int) -> int:
         """Add one hit to ``window`` in the slot at ``offset``; its count so far."""
         window_a, hits_a, window_b, hits_b = self.SLOT.unpack_from(slots, offset)
+        hits: int
         if window == window_a:
             hits_a += 1
             hits = hits_a
