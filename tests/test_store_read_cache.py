@@ -96,8 +96,9 @@ def test_the_cache_can_be_turned_off_and_is_bounded(tmp_path: Path) -> None:
 def test_a_revoked_key_is_refused_at_once_by_a_store_that_cached_it(opened) -> None:  # type: ignore[no-untyped-def]
     store, ws, _, path = opened
     from sessiontally import admin
+    from sessiontally.errors import Unauthenticated
     from sessiontally.keys import hash_key
-    from sessiontally.service import ClientError, Service
+    from sessiontally.service import Service
 
     workspace = store.get_workspace(ws)
     key = admin.create_key(store, workspace, "k", ["sessions.data_series"]).key
@@ -111,7 +112,7 @@ def test_a_revoked_key_is_refused_at_once_by_a_store_that_cached_it(opened) -> N
         admin.revoke_key(operator, workspace, key)
     finally:
         operator.close()
-    with pytest.raises(ClientError):
+    with pytest.raises(Unauthenticated):
         service.authenticate(key, "127.0.0.1")
 
 
