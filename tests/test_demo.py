@@ -92,7 +92,7 @@ def test_demo_creates_months_of_data_and_a_working_key(database: str) -> None:
         for app in apps:
             assert store.rollup_total(ws.workspace_id, app.app_key, 0) > 0
 
-        conn = store._conn()  # type: ignore[attr-defined]
+        conn = store.connections.reader()  # type: ignore[attr-defined]
         (latest,) = conn.execute("SELECT MAX(started_at) FROM sessions").fetchone()
         assert latest <= time.time() * 1_000_000  # nothing starts in the future
         assert latest >= (before - 3 * 3600) * 1_000_000  # and the data runs until now

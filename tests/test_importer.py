@@ -107,7 +107,7 @@ def test_csv_happy_path(tenant: Tenant) -> None:
     assert result.exit_code == 0, result.stderr
     assert summary_of(result) == {"recorded": 3, "duplicates": 0, "rejected": 0, "errors": []}
     assert tenant.total() == 3
-    conn = tenant.store._conn()  # type: ignore[attr-defined]
+    conn = tenant.store.connections.reader()  # type: ignore[attr-defined]
     rows = dict(conn.execute("SELECT session_id, external_id FROM sessions").fetchall())
     assert rows == {"a1": "u1", "a2": "u2", "a,3": 'user "quoted"'}
     assert conn.execute("SELECT ended_at FROM sessions WHERE session_id = 'a2'").fetchone() == (None,)
@@ -147,7 +147,7 @@ def test_duplicates_in_the_file_and_across_imports(tenant: Tenant) -> None:
     assert again.exit_code == 0
     assert summary_of(again) == {"recorded": 0, "duplicates": 4, "rejected": 0, "errors": []}
     assert tenant.total() == 3
-    conn = tenant.store._conn()  # type: ignore[attr-defined]
+    conn = tenant.store.connections.reader()  # type: ignore[attr-defined]
     (started,) = conn.execute("SELECT started_at FROM sessions WHERE session_id = 's1'").fetchone()
     assert started == 1748779200 * 1_000_000  # 2025-06-01T12:00:00Z, the first line's
 

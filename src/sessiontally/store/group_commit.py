@@ -38,7 +38,7 @@ class _Job:
 
 class GroupCommit(Generic[Conn]):
     def __init__(self, transaction: Callable[[], AbstractContextManager[Conn]],
-                 savepoint: Callable[[Conn, str], None]) -> None:
+                 savepoint: Callable[[Conn, str], object]) -> None:
         self._transaction = transaction
         self._savepoint = savepoint  # runs "SAVEPOINT job" / "RELEASE job" / "ROLLBACK TO job"
         self._queue: list[_Job] = []

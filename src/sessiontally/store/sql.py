@@ -7,7 +7,7 @@ transactions, locking and upserts differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -29,13 +29,11 @@ def segment_from_row(row: Sequence[Any]) -> Segment:
 
 
 class SqlReads:
-    """Mixin: the Store's read methods over ``_fetch_one`` / ``_fetch_all``."""
+    """Mixin: the Store's read methods over ``_fetch_one`` / ``_fetch_all``, which each
+    engine provides (a method, or a bound method of its connection machinery)."""
 
-    def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        raise NotImplementedError
-
-    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    _fetch_one: Callable[[str, Sequence[Any]], tuple[Any, ...] | None]
+    _fetch_all: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
     def get_workspace(self, workspace_id: int) -> Workspace | None:
         row = self._fetch_one(
