@@ -1,8 +1,8 @@
 """The embedded store: the data model's SQL on one SQLite file.
 
 Connections, transactions and the read cache are the machinery's
-(``store/sqlite_connections.py``); the reads both engines share are in ``store/sql.py``.
-Writers take the database lock up front (``BEGIN IMMEDIATE``), so the
+(``store/sqlite_connections.py``); the statements both engines share are in
+``store/sql.py``. Writers take the database lock up front (``BEGIN IMMEDIATE``), so the
 read-then-insert of a batch cannot race with another process recording the same session
 ids.
 """
@@ -19,10 +19,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
-import orjson
-
+from . import sql
 from .base import (
-    MAX_TRACKED_SEGMENTS,
     App,
     Classifier,
     DuplicateNameError,
@@ -30,12 +28,11 @@ from .base import (
     RecordOutcome,
     Segment,
     TrackedSegment,
-    TrackingLimitError,
     UserUpdater,
     Workspace,
 )
 from .rollup import DAY, HOUR, QUARTER, coarse_increments, plan_series_read, rollup_increments
-from .sql import SEGMENT_COLUMNS, SqlReads
+from .sql import SqlReads
 from .sqlite_connections import READ_CACHE_ENTRIES, SqliteConnections
 
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
@@ -97,32 +94,26 @@ class SqliteStore(SqlReads):
     def migrate(self) -> int:
         """Apply pending migrations (idempotent, safe when several processes start at once)."""
         with self.connections.write() as conn:
-            conn.execute(
+            conn.execute(  # (SQLite's column types: INTEGER PRIMARY KEY is the rowid)
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            done = {row[0] for row in conn.execute(sql.MIGRATED_VERSIONS)}
             version = max(done, default=0)
             for number, script in _migrations():
                 if number in done:
                     continue
                 for statement in _split_sql(script):
                     conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (number, int(time.time())),
-                )
+                conn.execute(sql.RECORD_MIGRATION, (number, int(time.time())))
                 version = number
         return version
-
-    def ping(self) -> bool:
-        return self._fetch_all("SELECT 1", ()) == [(1,)]
 
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
         with self.connections.write() as conn:
-            try:
+            try:  # (per engine: SQLite gives the new id as the cursor's lastrowid)
                 cursor = conn.execute(
                     "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
                     " VALUES (?, ?, ?, ?)",
@@ -137,16 +128,9 @@ class SqliteStore(SqlReads):
     # ---------------------------------------------------------------------- apps
 
     def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
-        with self.connections.write() as conn:
-            (app_key,) = conn.execute(
-                "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = ?",
-                (workspace_id,),
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (workspace_id, app_key, app_id, name, platform, int(time.time())),
-            )
+        with self.connections.write() as conn:  # (BEGIN IMMEDIATE: no other writer meanwhile)
+            (app_key,) = conn.execute(sql.NEXT_APP_KEY, (workspace_id,)).fetchone()
+            conn.execute(sql.INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time())))
         return App(workspace_id, app_key, app_id, name, platform)
 
     # ------------------------------------------------------------------ API keys
@@ -161,33 +145,19 @@ class SqliteStore(SqlReads):
         allowed_ips: Sequence[str],
     ) -> int:
         with self.connections.write() as conn:
-            (key_id,) = conn.execute(
-                "SELECT COALESCE(MAX(key_id), 0) + 1 FROM api_keys WHERE workspace_id = ?",
-                (workspace_id,),
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO api_keys (workspace_id, key_id, name, key_hash, key_prefix,"
-                " permissions, allowed_ips, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (workspace_id, key_id, name, key_hash, key_prefix, " ".join(permissions),
-                 " ".join(allowed_ips), int(time.time())),
-            )
+            (key_id,) = conn.execute(sql.NEXT_KEY_ID, (workspace_id,)).fetchone()
+            conn.execute(sql.INSERT_KEY, (workspace_id, key_id, name, key_hash, key_prefix,
+                                          " ".join(permissions), " ".join(allowed_ips), int(time.time())))
         return int(key_id)
 
     def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
         with self.connections.write() as conn:
-            cursor = conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ?"
-                " AND (key_hash = ? OR key_id = ?) AND revoked_at IS NULL",
-                (int(time.time()), workspace_id, key_hash, key_id),
-            )
+            cursor = conn.execute(sql.REVOKE_KEY, (int(time.time()), workspace_id, key_hash, key_id))
             return cursor.rowcount > 0
 
     def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
         with self.connections.write() as conn:
-            conn.execute(
-                "UPDATE api_keys SET last_seen_at = ? WHERE workspace_id = ? AND key_id = ?",
-                (seen_at, workspace_id, key_id),
-            )
+            conn.execute(sql.TOUCH_KEY, (seen_at, workspace_id, key_id))
 
     # --------------------------------------------------------- users and segments
 
@@ -195,25 +165,14 @@ class SqliteStore(SqlReads):
         self, workspace_id: int, external_ids: Sequence[str], update: UserUpdater, now: int
     ) -> None:
         ids = sorted(set(external_ids))
-        with self.connections.write() as conn:
+        with self.connections.write() as conn:  # (the database lock: no per-user locks needed)
             current = dict(_rows_in(conn, _USERS_IN, workspace_id, ids))
+            # (Per engine: many rows are one executemany here, one unnest statement on PostgreSQL.)
             conn.executemany(
                 "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, external_id)"
                 " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
                 [(workspace_id, ext, text, now) for ext, text in update(current).items()],
-            )
-
-    @staticmethod
-    def _check_tracking_room(conn: sqlite3.Connection, workspace_id: int) -> None:
-        (tracked,) = conn.execute(
-            "SELECT COUNT(*) FROM segments WHERE workspace_id = ? AND analytics_enabled = 1",
-            (workspace_id,),
-        ).fetchone()
-        if tracked >= MAX_TRACKED_SEGMENTS:
-            raise TrackingLimitError(
-                f"at most {MAX_TRACKED_SEGMENTS} segments per workspace may have analytics"
-                " tracking on; turn one off first"
             )
 
     def create_segment(
@@ -229,17 +188,11 @@ class SqliteStore(SqlReads):
     ) -> Segment:
         with self.connections.write() as conn:
             if analytics:
-                self._check_tracking_room(conn, workspace_id)
-            (key,) = conn.execute(
-                "SELECT COALESCE(MAX(segment_key), 0) + 1 FROM segments WHERE workspace_id = ?",
-                (workspace_id,),
-            ).fetchone()
-            conn.execute(
-                f"INSERT INTO segments ({SEGMENT_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (workspace_id, key, segment_id, name, description, orjson.dumps(list(tags)).decode(),
-                 filter_json, int(analytics), now if analytics else None, now, now),
-            )
+                sql.check_tracking_room(conn.execute(sql.COUNT_TRACKED, (workspace_id,)).fetchone()[0])
+            (key,) = conn.execute(sql.NEXT_SEGMENT_KEY, (workspace_id,)).fetchone()
+            conn.execute(sql.INSERT_SEGMENT, (
+                workspace_id, key, segment_id, name, description, sql.segment_tags(tags),
+                filter_json, int(analytics), now if analytics else None, now, now))
         segment = self.get_segment(workspace_id, segment_id)
         assert segment is not None
         return segment
@@ -248,21 +201,14 @@ class SqliteStore(SqlReads):
         self, workspace_id: int, segment_id: str, enabled: bool, now: int
     ) -> Segment | None:
         with self.connections.write() as conn:
-            row = conn.execute(
-                "SELECT analytics_enabled FROM segments WHERE workspace_id = ? AND segment_id = ?",
-                (workspace_id, segment_id),
-            ).fetchone()
+            row = conn.execute(sql.SEGMENT_TRACKING, (workspace_id, segment_id)).fetchone()
             if row is None:
                 return None
             if bool(row[0]) != enabled:
                 if enabled:
-                    self._check_tracking_room(conn, workspace_id)
-                conn.execute(
-                    "UPDATE segments SET analytics_enabled = ?, updated_at = ?,"
-                    " tracking_since = CASE WHEN ? THEN ? ELSE tracking_since END"
-                    " WHERE workspace_id = ? AND segment_id = ?",
-                    (int(enabled), now, int(enabled), now, workspace_id, segment_id),
-                )
+                    sql.check_tracking_room(conn.execute(sql.COUNT_TRACKED, (workspace_id,)).fetchone()[0])
+                conn.execute(sql.SET_SEGMENT_TRACKING,
+                             (int(enabled), now, int(enabled), now, workspace_id, segment_id))
         return self.get_segment(workspace_id, segment_id)
 
     # ------------------------------------------------------------------ sessions
@@ -288,6 +234,7 @@ class SqliteStore(SqlReads):
         fresh = self._insert_new(conn, workspace_id, sessions)  # a repeat in the batch is known
         segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
         quarters = rollup_increments(fresh, segments)
+        # (Per engine: executemany here, one statement over unnest arrays on PostgreSQL.)
         conn.executemany(
             "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
@@ -338,11 +285,7 @@ class SqliteStore(SqlReads):
         membership is the user's at the moment the session is recorded."""
         tracked = [
             TrackedSegment(key, filter_json)
-            for key, filter_json in conn.execute(
-                "SELECT segment_key, filter FROM segments WHERE workspace_id = ?"
-                " AND analytics_enabled = 1 ORDER BY segment_key",
-                (workspace_id,),
-            )
+            for key, filter_json in conn.execute(sql.TRACKED_SEGMENTS, (workspace_id,))
         ]
         if not tracked or not fresh:
             return None
