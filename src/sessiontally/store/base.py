@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol
 
+from ..errors import Conflict
+
 
 @dataclass(frozen=True, slots=True)
 class Workspace:
@@ -87,7 +89,7 @@ UserUpdater = Callable[[Mapping[str, str]], Mapping[str, str]]
 MAX_TRACKED_SEGMENTS = 25
 
 
-class TrackingLimitError(ValueError):
+class TrackingLimitError(Conflict):
     """Turning tracking on would exceed MAX_TRACKED_SEGMENTS in the workspace."""
 
 
@@ -95,10 +97,6 @@ class TrackingLimitError(ValueError):
 class RecordOutcome:
     recorded: int
     duplicates: int
-
-
-class DuplicateNameError(ValueError):
-    """A workspace (or other uniquely named thing) of that name already exists."""
 
 
 class Store(Protocol):

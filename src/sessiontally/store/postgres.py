@@ -6,6 +6,10 @@ were not known before are added to the rollup, even when several service instanc
 record the same ids at once. Rows are written in sorted key order so that concurrent
 batches lock in the same order and cannot deadlock. All times are integers, so the
 server's ``TimeZone`` never matters.
+
+Driver errors are translated at the engine boundary (``map_postgres_errors``, around
+every use of a pooled connection): a database that cannot be reached becomes
+``errors.StoreUnavailable``, a taken workspace name ``errors.DuplicateName``.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..errors import DuplicateName, StoreUnavailable
 from . import sql
 from .base import (
     App,
     Classifier,
-    DuplicateNameError,
     NewSession,
     RecordOutcome,
     Segment,
@@ -47,10 +51,25 @@ Connection = psycopg.Connection[Row]
 Cursor = psycopg.Cursor[Row]
 
 
-# The database cannot be reached right now: down, restarting, shutting connections down,
-# or no pooled connection within POOL_TIMEOUT_S (the API answers 503 with Retry-After).
-# OperationalError also covers transient transaction conflicts, which a retry resolves.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
+@contextmanager
+def map_postgres_errors() -> Iterator[None]:
+    """Driver errors raised inside leave as ``sessiontally.errors`` where a caller can act
+    on them (the others, bugs, as they are), like httpx's ``map_httpcore_exceptions``.
+
+    * The database cannot be reached right now: down, restarting, shutting connections
+      down, or no pooled connection within POOL_TIMEOUT_S (``PoolTimeout``): StoreUnavailable
+      (the API answers 503 with Retry-After). ``OperationalError`` also covers transient
+      transaction conflicts (serialization failures, deadlocks), which a retry resolves.
+    * A unique violation on ``workspaces`` (its one unique column is the name): DuplicateName.
+    """
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.table_name != "workspaces":
+            raise
+        raise DuplicateName("a workspace of that name already exists") from exc
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
 
 
 @lru_cache(maxsize=256)
@@ -94,7 +113,6 @@ def _durable_commits(conn: Connection) -> None:
 
 
 class PostgresStore(SqlReads):
-    unavailable_errors = UNAVAILABLE_ERRORS
     reads_never_block: ClassVar[bool] = False  # every read may wait for the network
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
@@ -121,9 +139,15 @@ class PostgresStore(SqlReads):
         return None  # telling that another instance committed would cost a round trip
 
     @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode (each statement its own transaction)."""
+        with map_postgres_errors(), self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A pooled connection inside a transaction, committed when the block ends."""
-        with self.pool.connection() as conn, conn.transaction():
+        with map_postgres_errors(), self.pool.connection() as conn, conn.transaction():
             yield conn
 
     def close(self) -> None:
@@ -147,11 +171,11 @@ class PostgresStore(SqlReads):
         return version
 
     def _fetch_one(self, statement: str, params: Sequence[Any]) -> Row | None:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return _execute(conn, statement, params).fetchone()
 
     def _fetch_all(self, statement: str, params: Sequence[Any]) -> list[Row]:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return _execute(conn, statement, params).fetchall()
 
     @staticmethod
@@ -163,15 +187,13 @@ class PostgresStore(SqlReads):
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
-        try:
-            with self._tx() as conn:  # (per engine: PostgreSQL gives the new id through RETURNING)
-                (workspace_id,) = _one(conn.execute(
-                    "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
-                    " VALUES (%s, %s, %s, %s) RETURNING workspace_id",
-                    (name, time_zone, rate_limit, int(time.time())),
-                ))
-        except psycopg.errors.UniqueViolation:
-            raise DuplicateNameError(f"a workspace named {name!r} already exists") from None
+        with self._tx() as conn:  # a taken name: DuplicateName (map_postgres_errors)
+            # (Per engine: PostgreSQL gives the new id through RETURNING.)
+            (workspace_id,) = _one(conn.execute(
+                "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
+                " VALUES (%s, %s, %s, %s) RETURNING workspace_id",
+                (name, time_zone, rate_limit, int(time.time())),
+            ))
         return Workspace(workspace_id, name, time_zone, rate_limit)
 
     # ---------------------------------------------------------------------- apps
@@ -375,7 +397,7 @@ class PostgresStore(SqlReads):
             return totals
         buckets, grains, firsts, ends = (list(column) for column in zip(*pieces, strict=True))
         key = (workspace_id, app_key, segment_key)
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT pieces.i, SUM(CASE WHEN pieces.g = 1 THEN (SELECT SUM(c.sessions)"
                 " FROM session_counts c WHERE c.workspace_id = %s AND c.app_key = %s"

@@ -1,6 +1,6 @@
 """The embedded store: the data model's SQL on one SQLite file.
 
-Connections, transactions and the read cache are the machinery's
+Connections, transactions, the read cache and error translation are the machinery's
 (``store/sqlite_connections.py``); the statements both engines share are in
 ``store/sql.py``. Writers take the database lock up front (``BEGIN IMMEDIATE``), so the
 read-then-insert of a batch cannot race with another process recording the same session
@@ -23,7 +23,6 @@ from . import sql
 from .base import (
     App,
     Classifier,
-    DuplicateNameError,
     NewSession,
     RecordOutcome,
     Segment,
@@ -72,9 +71,6 @@ class SqliteStore(SqlReads):
     """Store on a SQLite file. One connection per thread; safe across worker processes."""
 
     reads_never_block: ClassVar[bool] = True  # WAL: a reader never waits for a writer
-    # What a read on the event loop raises when the database stays busy past the loop
-    # connection's short timeout (rare in WAL: e.g. while another process recovers it).
-    busy_errors = (sqlite3.OperationalError,)
     # Bound in __init__ to the machinery's own methods: an event loop's cached request
     # (pinned_reads, change_token, point lookups) makes no forwarding call through here.
     pinned_reads: Callable[[], AbstractContextManager[None]]
@@ -112,15 +108,13 @@ class SqliteStore(SqlReads):
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
-        with self.connections.write() as conn:
-            try:  # (per engine: SQLite gives the new id as the cursor's lastrowid)
-                cursor = conn.execute(
-                    "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, time_zone, rate_limit, int(time.time())),
-                )
-            except sqlite3.IntegrityError:
-                raise DuplicateNameError(f"a workspace named {name!r} already exists") from None
+        with self.connections.write() as conn:  # a taken name: DuplicateName (map_sqlite_errors)
+            # (Per engine: SQLite gives the new id as the cursor's lastrowid.)
+            cursor = conn.execute(
+                "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (name, time_zone, rate_limit, int(time.time())),
+            )
             workspace_id = cursor.lastrowid
         assert workspace_id is not None
         return Workspace(workspace_id, name, time_zone, rate_limit)

@@ -9,6 +9,11 @@ and processes. No SQL of the data model lives here (that is ``store/sqlite.py``)
   (``store/write_turns.py``); concurrent batches share one commit (``store/group_commit.py``).
 * Durability: ``synchronous=FULL`` makes every commit fsync the WAL, so what a request
   acknowledged survives a crash of the process and a power cut.
+* Driver errors are translated here, at the engine boundary: a busy or locked database
+  becomes ``errors.StoreBusy``, a file that cannot be opened or read
+  ``errors.StoreUnavailable``, a taken workspace name ``errors.DuplicateName``
+  (``map_sqlite_errors``). Any other ``sqlite3`` error (a syntax error, a constraint) is a
+  bug and propagates as it is.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
+from ..errors import DuplicateName, SessiontallyError, StoreBusy, StoreUnavailable
 from .group_commit import GroupCommit
 from .write_turns import TurnTimeout, WriteTurns
 
@@ -39,6 +45,61 @@ WAL_INDEX_HEADER_BYTES = 48  # the first copy of the WAL-index header
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+
+# ------------------------------------------------------------------- error translation
+
+# Primary result codes (the low byte of sqlite_errorcode), sqlite.org/rescode.html.
+# (SQLITE_LOCKED is not among them: without a shared cache, which the store never
+# enables, it means a conflict inside one connection, i.e. a bug.)
+_BUSY_CODES = frozenset({
+    5,  # SQLITE_BUSY: another connection holds the lock (also BUSY_RECOVERY, BUSY_SNAPSHOT)
+    15,  # SQLITE_PROTOCOL: WAL lock contention that outlasted SQLite's own retries
+})
+_UNAVAILABLE_CODES = frozenset({
+    10,  # SQLITE_IOERR: the operating system failed a read, write or lock
+    13,  # SQLITE_FULL: the disk is full
+    14,  # SQLITE_CANTOPEN: the file (or its -wal, -shm, folder) cannot be opened
+})
+_DUPLICATE_WORKSPACE = "UNIQUE constraint failed: workspaces.name"
+
+
+def store_error(exc: sqlite3.Error) -> SessiontallyError | None:
+    """The ``sessiontally.errors`` exception that ``exc`` stands for, or None when it is
+    a bug to surface as it is (a syntax error, a violated constraint, a misuse)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    if isinstance(exc, sqlite3.OperationalError):
+        if code & 0xFF in _BUSY_CODES:
+            return StoreBusy(f"the database stayed locked ({exc})")
+        if code & 0xFF in _UNAVAILABLE_CODES:
+            return StoreUnavailable(f"the database cannot be read or written ({exc})")
+    elif isinstance(exc, sqlite3.IntegrityError) and str(exc) == _DUPLICATE_WORKSPACE:
+        return DuplicateName("a workspace of that name already exists")
+    return None
+
+
+def _raise_store_error(exc: sqlite3.Error) -> NoReturn:
+    """Raise what ``exc`` stands for (``store_error``), else ``exc`` itself."""
+    mapped = store_error(exc)
+    if mapped is None:
+        raise exc
+    raise mapped from exc
+
+
+@contextmanager
+def map_sqlite_errors() -> Iterator[None]:
+    """``sqlite3`` errors raised inside leave as ``store_error`` says (the others as they
+    are), like httpx's ``map_httpcore_exceptions``.
+
+    The hot read paths (``read_cache``, ``fetch_one``, ``fetch_all``) use ``try`` and
+    ``_raise_store_error`` instead: a ``with`` block costs a few hundred nanoseconds on
+    every call, a ``try`` that raises nothing costs nothing."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        _raise_store_error(exc)
+
 
 # ------------------------------------------------------------------------ WAL indexes
 
@@ -146,7 +207,8 @@ class SqliteConnections:
         """This thread's connection, for reads."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            return self._open_reader()
+            with map_sqlite_errors():
+                return self._open_reader()
         return conn
 
     def _open_reader(self) -> sqlite3.Connection:
@@ -170,7 +232,7 @@ class SqliteConnections:
         """The one connection this process writes through (writes: only under ``write``)."""
         if self._writer is None:
             # (Made once per process: holding the lock meanwhile is fine.)
-            with self._lock:
+            with self._lock, map_sqlite_errors():
                 if self._writer is None:
                     if self._turns is None and self.path not in IN_MEMORY:  # (kept if connect fails)
                         self._turns = WriteTurns(self.path, BUSY_TIMEOUT_S)
@@ -190,12 +252,13 @@ class SqliteConnections:
         Readers keep their own connections: WAL lets them read while the writer writes,
         and their read caches notice its commits through data_version like any other
         connection's. Processes take turns (store/write_turns.py) instead of polling
-        SQLite's lock."""
+        SQLite's lock. StoreBusy when the lock, the turn or SQLite's lock did not come
+        within BUSY_TIMEOUT_S."""
         if getattr(self._local, "writing", False):  # (it would wait for itself for good)
             raise RuntimeError("a write inside a write transaction of the same store")
         conn = self.writer()
         if not self._writer_lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise sqlite3.OperationalError("database is locked (this process's writer stayed busy)")
+            raise StoreBusy("the database stayed locked (this process's writer stayed busy)")
         self._local.writing = True
         try:
             with ExitStack() as turn:
@@ -203,15 +266,16 @@ class SqliteConnections:
                     try:
                         turn.enter_context(self._turns.turn())
                     except TurnTimeout:
-                        raise sqlite3.OperationalError("database is locked (no write turn in time)") from None
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:  # (a failed COMMIT may leave it open: the next
-                        conn.execute("ROLLBACK")  # writer must not find it so)
-                    raise
+                        raise StoreBusy("the database stayed locked (no write turn in time)") from None
+                with map_sqlite_errors():
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:  # (a failed COMMIT may leave it open: the next
+                            conn.execute("ROLLBACK")  # writer must not find it so)
+                        raise
         finally:
             self._local.writing = False
             self._writer_lock.release()
@@ -220,7 +284,8 @@ class SqliteConnections:
         """``work`` in a write transaction that concurrent callers of this process share,
         committed once for all of them (store/group_commit.py): it may run twice, so it
         must depend only on the database."""
-        result: T = self._group.run(work)
+        with map_sqlite_errors():  # (a piece's own error reaches its caller through here)
+            result: T = self._group.run(work)
         return result
 
     def read_cache(
@@ -257,7 +322,10 @@ class SqliteConnections:
             elif (cached is not None and header == cached[2]
                   and len(cached[1]) < self.read_cache_entries):
                 return cached[1]
-        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        try:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            _raise_store_error(exc)
         if cached is None or cached[0] != version or len(cached[1]) >= self.read_cache_entries:
             cached = (version, {}, header)
         elif header != cached[2]:
@@ -270,26 +338,33 @@ class SqliteConnections:
         every request, so they go through the read cache."""
         conn = self.reader()
         cache = self.read_cache(conn)
-        if cache is None:
-            return conn.execute(sql, params).fetchone()
-        key = (sql, *params)
-        row: Row | None = cache.get(key)
-        if row is None:
-            row = conn.execute(sql, params).fetchone()
-            if row is not None:  # misses (e.g. made-up keys) are not kept: they would flush it
-                cache[key] = row  # rows are tuples: nothing a caller can change
-        return row
+        try:
+            if cache is None:
+                return conn.execute(sql, params).fetchone()
+            key = (sql, *params)
+            row: Row | None = cache.get(key)
+            if row is None:
+                row = conn.execute(sql, params).fetchone()
+                if row is not None:  # misses (e.g. made-up keys) are not kept: they would flush it
+                    cache[key] = row  # rows are tuples: nothing a caller can change
+            return row
+        except sqlite3.Error as exc:
+            _raise_store_error(exc)
 
     def fetch_all(self, sql: str, params: Sequence[Any]) -> list[Row]:
         """Every row of ``sql``, read now (not from the cache)."""
-        return self.reader().execute(sql, params).fetchall()
+        conn = self.reader()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            _raise_store_error(exc)
 
     def pinned_reads(self) -> _PinnedReads:
         """Reads in this block (this thread) check ``data_version`` once, at its start:
         one request's lookups cost one PRAGMA, and see the database as of that instant
         (every commit acknowledged before it). Never hold it across an ``await``. For an
         event loop's thread: its connection waits at most LOOP_BUSY_TIMEOUT_MS for a
-        lock from then on (then sqlite3.OperationalError), and must not be used for writes."""
+        lock from then on (then StoreBusy), and must not be used for writes."""
         return _PinnedReads(self)
 
     def change_token(self) -> object | None:
