@@ -43,8 +43,8 @@ class NewSession(NamedTuple):
     """A validated session, ready to record (times in microseconds since the epoch).
 
     A NamedTuple, not a frozen dataclass: one is built per recorded session, and a frozen
-    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs about 4x more
-    (bench/ingest_cost.py)."""
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs several times
+    more."""
 
     session_id: str
     external_id: str
