@@ -68,7 +68,7 @@ STORE_PRAGMAS = ("journal_mode", "synchronous", "cache_size", "wal_autocheckpoin
 def store_pragmas(database: str) -> dict[str, Any]:
     """The settings of the connection the store writes through (SqliteStore.writer)."""
     store = SqliteStore(database)
-    conn = store.writer()
+    conn = store.connections.writer()
     values = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in STORE_PRAGMAS}
     store.close()
     return values
@@ -82,7 +82,7 @@ def bare_executemany(database: str, rows: list[tuple[Any, ...]], batch: int,
     transaction's rows in session-id order (sorted inside the timed work), as the store
     inserts a batch as large as ``import``'s."""
     store = SqliteStore(database)
-    conn = store.writer()
+    conn = store.connections.writer()
     sql = ("INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
            " VALUES (?, ?, ?, ?, ?, ?)")
     began = time.perf_counter()

@@ -520,7 +520,7 @@ def _hit(self, workspace_id, limit, now):
 _rl.FileRateLimiter.hit = _hit
 """
 _NO_VERSION_CHECK = """
-import sessiontally.store.sqlite as _store
+import sessiontally.store.sqlite_connections as _connections
 
 _kept = {}
 
@@ -529,7 +529,7 @@ def _read_cache(self, conn, at_request_start=False):
     return None if conn.in_transaction else _kept
 
 
-_store.SqliteStore._read_cache = _read_cache
+_connections.SqliteConnections.read_cache = _read_cache
 """
 
 

@@ -329,8 +329,10 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert store.count_raw_in_range(w, app.app_key, 0, now_us + 1) == 5
     with recorder.calling("rollup_total"):
         assert store.rollup_total(w, 0, segment.segment_key) == 5
-    with recorder.calling("answer_cache"):
-        store.answer_cache()  # SQLite: PRAGMA data_version, which names no table
+    with recorder.calling("pinned_reads"), store.pinned_reads():
+        assert store.get_workspace(w) == ws
+    with recorder.calling("change_token"):
+        store.change_token()  # SQLite: PRAGMA data_version, which names no table
     with recorder.calling("ratelimit.hit"):
         assert limiter.hit(w, 10, time.time() - 3600).remaining == 9
         assert limiter.hit(w, 10, time.time()).remaining == 9  # a new window: old ones deleted

@@ -1,4 +1,4 @@
-"""The embedded store's read cache (store/sqlite.py): series answers and point lookups
+"""The embedded store's read cache (store/sqlite_connections.py): series answers and point lookups
 (keys, workspaces), valid exactly while no connection has committed, whichever
 connection, thread or process wrote."""
 
@@ -89,7 +89,7 @@ def test_the_cache_can_be_turned_off_and_is_bounded(tmp_path: Path) -> None:
     ws = small.create_workspace("w", "UTC", 1000).workspace_id
     for k in range(10):
         small.count_by_quarters(ws, 0, 0, [Q0, Q0 + k + 1])
-        assert len(small._local.reads[1]) <= 3
+        assert len(small.connections._local.reads[1]) <= 3
     small.close()
 
 
@@ -121,14 +121,14 @@ def test_reads_never_see_or_keep_an_uncommitted_write(opened) -> None:  # type: 
     during a write transaction sees the last commit, and nothing of a rolled-back
     transaction is ever cached."""
     store, ws, _, _ = opened
-    with pytest.raises(RuntimeError), store._write() as conn:
+    with pytest.raises(RuntimeError), store.connections.write() as conn:
         conn.execute("UPDATE workspaces SET name = 'renamed' WHERE workspace_id = ?", (ws,))
         seen = conn.execute("SELECT name FROM workspaces WHERE workspace_id = ?", (ws,)).fetchone()
         assert seen == ("renamed",)
         assert store.get_workspace(ws).name == "w"
         raise RuntimeError("roll back")
     assert store.get_workspace(ws).name == "w"
-    with store._write() as conn:
+    with store.connections.write() as conn:
         conn.execute("UPDATE workspaces SET name = 'renamed' WHERE workspace_id = ?", (ws,))
     assert store.get_workspace(ws).name == "renamed"  # the reader's cache saw the commit
 
@@ -140,7 +140,7 @@ def test_every_thread_writes_through_one_connection(opened) -> None:  # type: ig
     used: list[object] = []
 
     def write() -> None:
-        with store._write() as conn:
+        with store.connections.write() as conn:
             used.append(conn)
             conn.execute("UPDATE workspaces SET rate_limit = rate_limit + 1 WHERE workspace_id = ?", (ws,))
 
@@ -149,8 +149,8 @@ def test_every_thread_writes_through_one_connection(opened) -> None:  # type: ig
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(used) == 8 and all(conn is store.writer() for conn in used)
-    assert store._conn() is not store.writer()
+    assert len(used) == 8 and all(conn is store.connections.writer() for conn in used)
+    assert store.connections.reader() is not store.connections.writer()
 
 
 class _NoLimit:
@@ -168,7 +168,7 @@ class _NoLimit:
 def _statements(store: SqliteStore) -> list[str]:
     """The SQL this thread's connection runs from now on."""
     seen: list[str] = []
-    store._conn().set_trace_callback(seen.append)
+    store.connections.reader().set_trace_callback(seen.append)
     return seen
 
 
@@ -215,7 +215,7 @@ def test_reads_match_a_fresh_store_across_writes_and_wal_restarts(opened) -> Non
                 _add(writer, ws, app, f"s{step}", Q0 + rng.randrange(3 * 96))
             elif action < 0.55:
                 mode = rng.choice(["PASSIVE", "RESTART", "TRUNCATE"])
-                writer._conn().execute(f"PRAGMA wal_checkpoint({mode})")
+                writer.connections.reader().execute(f"PRAGMA wal_checkpoint({mode})")
             elif action < 0.6:
                 _add(store, ws, app, f"own{step}", Q0 + rng.randrange(3 * 96))
             assert _request(store, ws) == _read(oracle, ws), step
@@ -235,16 +235,16 @@ def test_the_wal_index_descriptor_is_shared_and_closed_after_the_last_connection
     first = SqliteStore(path)
     first.migrate()
     second = SqliteStore(path)
-    second._conn()
-    (descriptor,) = set(first._wal_indexes) | set(second._wal_indexes)  # one for both
+    second.connections.reader()
+    (descriptor,) = set(first.connections._wal_indexes) | set(second.connections._wal_indexes)  # one for both
     first.close()
-    assert first._wal_indexes == []
+    assert first.connections._wal_indexes == []
     os.fstat(descriptor)  # still open: the second store's connection uses the file
     second.close()
     with pytest.raises(OSError):
         os.fstat(descriptor)
     memory = SqliteStore(":memory:")  # no -shm file: the PRAGMA always decides
-    assert memory._conn() is not None and memory._local.wal_index is None
+    assert memory.connections.reader() is not None and memory.connections._local.wal_index is None
     memory.close()
 
 

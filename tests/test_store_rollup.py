@@ -163,7 +163,7 @@ def test_an_empty_bucket_reads_zero(store: Store) -> None:
 
 def _run_sql(store: Store, statements: list[str], params: tuple[object, ...] = ()) -> None:
     if isinstance(store, SqliteStore):
-        with store._write() as conn:
+        with store.connections.write() as conn:
             for sql in statements:
                 conn.execute(sql, params if "?" in sql else ())
     else:

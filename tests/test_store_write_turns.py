@@ -121,7 +121,7 @@ def test_the_store_writes_take_turns_and_refuse_a_write_inside_a_write(tmp_path:
     store = SqliteStore(tmp_path / "s.sqlite3")
     store.migrate()
     assert Path(f"{tmp_path / 's.sqlite3'}-writers").exists()
-    with store._write(), pytest.raises(RuntimeError), store._write():
+    with store.connections.write(), pytest.raises(RuntimeError), store.connections.write():
         pass
     workspace = store.create_workspace("w", "UTC", 100)  # the store still writes afterwards
     assert store.get_workspace(workspace.workspace_id) == workspace
@@ -133,7 +133,7 @@ def test_a_store_in_memory_reads_what_it_wrote() -> None:
     store.migrate()
     workspace = store.create_workspace("w", "UTC", 100)
     assert store.get_workspace(workspace.workspace_id) == workspace
-    with store._write() as conn:
+    with store.connections.write() as conn:
         conn.execute("UPDATE workspaces SET name = 'v'")
     assert store.get_workspace(workspace.workspace_id).name == "v"
     store.close()

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import orjson
 
 from . import buckets, ipallow, keys, limits, segments
-from .errors import Conflict, DuplicateName, InvalidInput, NotFound
-from .store.base import App, DuplicateNameError, Segment, Store, TrackingLimitError, Workspace
+from .errors import InvalidInput, NotFound
+from .store.base import App, Segment, Store, Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,7 @@ def create_workspace(
         raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
     if rate_limit < 1:
         raise InvalidInput("rate limit must be a positive number of requests per hour")
-    try:
-        return store.create_workspace(name, time_zone, rate_limit)
-    except DuplicateNameError as exc:
-        raise DuplicateName(str(exc)) from None
+    return store.create_workspace(name, time_zone, rate_limit)  # a taken name: DuplicateName
 
 
 def resolve_workspace(store: Store, ref: str) -> Workspace:
@@ -134,21 +131,16 @@ def create_segment(
     if len(clean_tags) > MAX_TAGS or any(not 1 <= len(t) <= MAX_TAG_LENGTH for t in clean_tags):
         raise InvalidInput(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters")
     canonical = orjson.dumps(segments.filter_to_json(parsed)).decode()
-    try:
-        return store.create_segment(
-            workspace.workspace_id, str(uuid.uuid4()), name, description, clean_tags, canonical,
-            analytics, _now_us(),
-        )
-    except TrackingLimitError as exc:
-        raise Conflict(str(exc)) from None
+    return store.create_segment(  # too many tracked: TrackingLimitError, a Conflict
+        workspace.workspace_id, str(uuid.uuid4()), name, description, clean_tags, canonical,
+        analytics, _now_us(),
+    )
 
 
 def set_segment_analytics(store: Store, workspace: Workspace, segment_id: str, enabled: bool) -> Segment:
     """Turn analytics tracking on or off (not retroactive: counting starts now)."""
-    try:
-        segment = store.set_segment_tracking(workspace.workspace_id, segment_id, enabled, _now_us())
-    except TrackingLimitError as exc:
-        raise Conflict(str(exc)) from None
+    # too many tracked: TrackingLimitError, a Conflict
+    segment = store.set_segment_tracking(workspace.workspace_id, segment_id, enabled, _now_us())
     if segment is None:
         raise NotFound(f"no segment {segment_id!r} in this workspace")
     return segment

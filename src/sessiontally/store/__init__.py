@@ -11,9 +11,9 @@ from .base import Store
 
 
 def open_store(url: str, read_cache: int | None = None) -> Store:
-    """The store for ``url``. ``read_cache``: read answers (series, key and workspace
-    lookups) the embedded store keeps per connection while the database is unchanged
-    (None = its default, 0 = none)."""
+    """The store for ``url``. ``read_cache``: read answers (series counts and point
+    lookups of keys, workspaces, apps and segments) the embedded store keeps per
+    connection while the database is unchanged (None = its default, 0 = none)."""
     path = sqlite_file(url)
     if path is None:
         from .postgres import PostgresStore  # optional dependency

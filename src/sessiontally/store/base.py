@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol
 
+from ..errors import Conflict
+
 
 @dataclass(frozen=True, slots=True)
 class Workspace:
@@ -41,8 +43,8 @@ class NewSession(NamedTuple):
     """A validated session, ready to record (times in microseconds since the epoch).
 
     A NamedTuple, not a frozen dataclass: one is built per recorded session, and a frozen
-    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs about 4x more
-    (bench/ingest_cost.py)."""
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs several times
+    more."""
 
     session_id: str
     external_id: str
@@ -87,7 +89,7 @@ UserUpdater = Callable[[Mapping[str, str]], Mapping[str, str]]
 MAX_TRACKED_SEGMENTS = 25
 
 
-class TrackingLimitError(ValueError):
+class TrackingLimitError(Conflict):
     """Turning tracking on would exceed MAX_TRACKED_SEGMENTS in the workspace."""
 
 
@@ -95,10 +97,6 @@ class TrackingLimitError(ValueError):
 class RecordOutcome:
     recorded: int
     duplicates: int
-
-
-class DuplicateNameError(ValueError):
-    """A workspace (or other uniquely named thing) of that name already exists."""
 
 
 class Store(Protocol):

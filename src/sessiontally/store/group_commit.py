@@ -7,12 +7,11 @@ commits (N fsyncs, N rewrites of the pages the batches share) into one; alone, a
 just runs its own transaction.
 
 A piece of work that fails must not undo the others. Pieces first run without
-savepoints (SQLite copies every page a savepoint changes to its journal first: that
-doubled the cost of inserting a batch, bench/RESULTS.md). When one fails, that
-transaction is rolled back and the group runs once more, each piece in its own
-savepoint, so the failing piece (or pieces) is undone alone: at most two transactions,
-whatever fails. Work may therefore run twice: it must depend only on the database (as
-recording a batch does).
+savepoints (SQLite copies every page a savepoint changes to its journal first, which
+makes inserting a batch far slower). When one fails, that transaction is rolled back and
+the group runs once more, each piece in its own savepoint, so the failing piece (or
+pieces) is undone alone: at most two transactions, whatever fails. Work may therefore
+run twice: it must depend only on the database (as recording a batch does).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ class _Job:
 
 class GroupCommit(Generic[Conn]):
     def __init__(self, transaction: Callable[[], AbstractContextManager[Conn]],
-                 savepoint: Callable[[Conn, str], None]) -> None:
+                 savepoint: Callable[[Conn, str], object]) -> None:
         self._transaction = transaction
         self._savepoint = savepoint  # runs "SAVEPOINT job" / "RELEASE job" / "ROLLBACK TO job"
         self._queue: list[_Job] = []
@@ -72,7 +71,7 @@ class GroupCommit(Generic[Conn]):
 
     def _attempt(self, group: list[_Job], isolated: bool) -> bool:
         """Run the group in one transaction, each piece in a savepoint when ``isolated``.
-        False when a piece failed outside a savepoint (everything was rolled back; that
+        False when a piece failed outside a savepoint (then everything is rolled back; that
         piece holds its error)."""
         try:
             with self._transaction() as conn:

@@ -6,6 +6,10 @@ were not known before are added to the rollup, even when several service instanc
 record the same ids at once. Rows are written in sorted key order so that concurrent
 batches lock in the same order and cannot deadlock. All times are integers, so the
 server's ``TimeZone`` never matters.
+
+Driver errors are translated at the engine boundary (``map_postgres_errors``, around
+every use of a pooled connection): a database that cannot be reached becomes
+``errors.StoreUnavailable``, a taken workspace name ``errors.DuplicateName``.
 """
 
 from __future__ import annotations
@@ -17,20 +21,18 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar
 
-import orjson
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..errors import DuplicateName, StoreUnavailable
+from . import sql
 from .base import (
-    MAX_TRACKED_SEGMENTS,
     App,
     Classifier,
-    DuplicateNameError,
     NewSession,
     RecordOutcome,
     Segment,
     TrackedSegment,
-    TrackingLimitError,
     UserUpdater,
     Workspace,
 )
@@ -44,16 +46,49 @@ POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 50
 # back within seconds of the database coming back, not after a long backoff.
 RECONNECT_TIMEOUT_S = 10.0
 
-# The database cannot be reached right now: down, restarting, shutting connections down,
-# or no pooled connection within POOL_TIMEOUT_S (the API answers 503 with Retry-After).
-# OperationalError also covers transient transaction conflicts, which a retry resolves.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
+Row = tuple[Any, ...]
+Connection = psycopg.Connection[Row]
+Cursor = psycopg.Cursor[Row]
+
+
+@contextmanager
+def map_postgres_errors() -> Iterator[None]:
+    """Driver errors raised inside leave as ``sessiontally.errors`` where a caller can act
+    on them (the others, bugs, as they are), like httpx's ``map_httpcore_exceptions``.
+
+    * The database cannot be reached right now: down, restarting, shutting connections
+      down, or no pooled connection within POOL_TIMEOUT_S (``PoolTimeout``): StoreUnavailable
+      (the API answers 503 with Retry-After). ``OperationalError`` also covers transient
+      transaction conflicts (serialization failures, deadlocks), which a retry resolves.
+    * A unique violation on ``workspaces`` (its one unique column is the name): DuplicateName.
+    """
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.table_name != "workspaces":
+            raise
+        raise DuplicateName("a workspace of that name already exists") from exc
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
 
 
 @lru_cache(maxsize=256)
-def _psycopg(sql: str) -> str:
+def _psycopg(statement: str) -> str:
     """A shared statement (``?`` placeholders, no ``%`` in our SQL) in psycopg's style."""
-    return sql.replace("?", "%s")
+    return statement.replace("?", "%s")
+
+
+def _execute(conn: Connection, statement: str, params: Sequence[Any]) -> Cursor:
+    """Run a statement shared with the SQLite engine (store/sql.py): the one place where
+    its ``?`` placeholders become psycopg's ``%s``."""
+    return conn.execute(_psycopg(statement), params)
+
+
+def _one(cursor: Cursor) -> Row:
+    """The row of a statement that always returns one (an aggregate, INSERT ... RETURNING)."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -66,26 +101,19 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def _durable_commits(conn: psycopg.Connection) -> None:
+def _durable_commits(conn: Connection) -> None:
     """Configure a new pooled connection: its commits are durable. A ``201`` promises that
     the sessions survive a crash, which holds only if ``COMMIT`` waits for the WAL flush.
     ``synchronous_commit`` is on by default, and the store never turns it off; if the
     server, database or role default has it ``off``, this connection turns it back on.
     (``local``, ``remote_write``, ``on`` and ``remote_apply`` all flush locally first.)"""
-    (mode,) = conn.execute("SHOW synchronous_commit").fetchone()
+    (mode,) = _one(conn.execute("SHOW synchronous_commit"))
     if mode == "off":
         conn.execute("SET synchronous_commit TO on")
 
 
 class PostgresStore(SqlReads):
-    unavailable_errors = UNAVAILABLE_ERRORS
     reads_never_block: ClassVar[bool] = False  # every read may wait for the network
-
-    def pinned_reads(self) -> AbstractContextManager[None]:
-        return nullcontext()  # each read takes its own snapshot
-
-    def change_token(self) -> object | None:
-        return None  # telling that another instance committed would cost a round trip
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
@@ -104,9 +132,22 @@ class PostgresStore(SqlReads):
             name="sessiontally",
         )
 
+    def pinned_reads(self) -> AbstractContextManager[None]:
+        return nullcontext()  # each read takes its own snapshot
+
+    def change_token(self) -> object | None:
+        return None  # telling that another instance committed would cost a round trip
+
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as conn, conn.transaction():
+    def _connection(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode (each statement its own transaction)."""
+        with map_postgres_errors(), self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A pooled connection inside a transaction, committed when the block ends."""
+        with map_postgres_errors(), self.pool.connection() as conn, conn.transaction():
             yield conn
 
     def close(self) -> None:
@@ -115,64 +156,53 @@ class PostgresStore(SqlReads):
     def migrate(self) -> int:
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
+            conn.execute(  # (PostgreSQL's column types: applied_at is 64-bit)
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            done = {row[0] for row in _execute(conn, sql.MIGRATED_VERSIONS, ())}
             version = max(done, default=0)
-            for number, sql in _migrations():
+            for number, script in _migrations():
                 if number in done:
                     continue
-                conn.execute(sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-                    (number, int(time.time())),
-                )
+                conn.execute(script)
+                _execute(conn, sql.RECORD_MIGRATION, (number, int(time.time())))
                 version = number
         return version
 
-    def ping(self) -> bool:
-        with self.pool.connection(timeout=5) as conn:
-            return conn.execute("SELECT 1").fetchone() == (1,)
+    def _fetch_one(self, statement: str, params: Sequence[Any]) -> Row | None:
+        with self._connection() as conn:
+            return _execute(conn, statement, params).fetchone()
 
-    def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        with self.pool.connection() as conn:
-            return conn.execute(_psycopg(sql), params).fetchone()
+    def _fetch_all(self, statement: str, params: Sequence[Any]) -> list[Row]:
+        with self._connection() as conn:
+            return _execute(conn, statement, params).fetchall()
 
-    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as conn:
-            return conn.execute(_psycopg(sql), params).fetchall()
+    @staticmethod
+    def _lock_workspace(conn: Connection, workspace_id: int) -> None:
+        """Serialise per-workspace allocations and limits (a row lock on the workspace;
+        the SQLite engine's BEGIN IMMEDIATE locks the whole database instead)."""
+        conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
 
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
-        try:
-            with self._tx() as conn:
-                (workspace_id,) = conn.execute(
-                    "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
-                    " VALUES (%s, %s, %s, %s) RETURNING workspace_id",
-                    (name, time_zone, rate_limit, int(time.time())),
-                ).fetchone()
-        except psycopg.errors.UniqueViolation:
-            raise DuplicateNameError(f"a workspace named {name!r} already exists") from None
+        with self._tx() as conn:  # a taken name: DuplicateName (map_postgres_errors)
+            # (Per engine: PostgreSQL gives the new id through RETURNING.)
+            (workspace_id,) = _one(conn.execute(
+                "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
+                " VALUES (%s, %s, %s, %s) RETURNING workspace_id",
+                (name, time_zone, rate_limit, int(time.time())),
+            ))
         return Workspace(workspace_id, name, time_zone, rate_limit)
 
     # ---------------------------------------------------------------------- apps
 
     def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
         with self._tx() as conn:
-            # Serialise key allocation within the workspace (a row lock on the workspace).
-            conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
-            (app_key,) = conn.execute(
-                "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = %s",
-                (workspace_id,),
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (workspace_id, app_key, app_id, name, platform, int(time.time())),
-            )
+            self._lock_workspace(conn, workspace_id)
+            (app_key,) = _one(_execute(conn, sql.NEXT_APP_KEY, (workspace_id,)))
+            _execute(conn, sql.INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time())))
         return App(workspace_id, app_key, app_id, name, platform)
 
     # ------------------------------------------------------------------ API keys
@@ -187,34 +217,20 @@ class PostgresStore(SqlReads):
         allowed_ips: Sequence[str],
     ) -> int:
         with self._tx() as conn:
-            conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
-            (key_id,) = conn.execute(
-                "SELECT COALESCE(MAX(key_id), 0) + 1 FROM api_keys WHERE workspace_id = %s",
-                (workspace_id,),
-            ).fetchone()
-            conn.execute(
-                "INSERT INTO api_keys (workspace_id, key_id, name, key_hash, key_prefix,"
-                " permissions, allowed_ips, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (workspace_id, key_id, name, key_hash, key_prefix, " ".join(permissions),
-                 " ".join(allowed_ips), int(time.time())),
-            )
+            self._lock_workspace(conn, workspace_id)
+            (key_id,) = _one(_execute(conn, sql.NEXT_KEY_ID, (workspace_id,)))
+            _execute(conn, sql.INSERT_KEY, (workspace_id, key_id, name, key_hash, key_prefix,
+                                            " ".join(permissions), " ".join(allowed_ips), int(time.time())))
         return int(key_id)
 
     def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
         with self._tx() as conn:
-            cursor = conn.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE workspace_id = %s"
-                " AND (key_hash = %s OR key_id = %s) AND revoked_at IS NULL",
-                (int(time.time()), workspace_id, key_hash, key_id),
-            )
+            cursor = _execute(conn, sql.REVOKE_KEY, (int(time.time()), workspace_id, key_hash, key_id))
             return cursor.rowcount > 0
 
     def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
         with self._tx() as conn:
-            conn.execute(
-                "UPDATE api_keys SET last_seen_at = %s WHERE workspace_id = %s AND key_id = %s",
-                (seen_at, workspace_id, key_id),
-            )
+            _execute(conn, sql.TOUCH_KEY, (seen_at, workspace_id, key_id))
 
     # ------------------------------------------------------------------ sessions
 
@@ -226,6 +242,8 @@ class PostgresStore(SqlReads):
             unique.setdefault(session.session_id, session)
         ordered = sorted(unique.values(), key=lambda s: s.session_id)
         with self._tx() as conn:
+            # (Per engine: one statement over arrays, and RETURNING says which rows went in;
+            # SQLite inserts row by row and reads each row's change count.)
             inserted = conn.execute(
                 "INSERT INTO sessions (workspace_id, session_id, external_id, app_key,"
                 " started_at, ended_at)"
@@ -269,7 +287,7 @@ class PostgresStore(SqlReads):
 
     @staticmethod
     def _classify(
-        conn: psycopg.Connection,
+        conn: Connection,
         workspace_id: int,
         fresh: Sequence[NewSession],
         classify: Classifier,
@@ -279,16 +297,14 @@ class PostgresStore(SqlReads):
         membership is the user's at the moment the session is recorded."""
         tracked = [
             TrackedSegment(key, filter_json)
-            for key, filter_json in conn.execute(
-                "SELECT segment_key, filter FROM segments WHERE workspace_id = %s"
-                " AND analytics_enabled ORDER BY segment_key",
-                (workspace_id,),
-            )
+            for key, filter_json in _execute(conn, sql.TRACKED_SEGMENTS, (workspace_id,))
         ]
         if not tracked or not fresh:
             return None
         users = sorted({s.external_id for s in fresh})
-        stored = dict(
+        # (Per engine: one array parameter and row locks; SQLite reads IN (...) chunks
+        # under its database lock.)
+        stored: dict[str, str] = dict(
             conn.execute(
                 "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
                 " AND external_id = ANY(%s) ORDER BY external_id FOR SHARE",
@@ -315,7 +331,7 @@ class PostgresStore(SqlReads):
                 " ORDER BY k OFFSET 0) AS keys",
                 (workspace_id, ids),
             )
-            current = dict(
+            current: dict[str, str] = dict(
                 conn.execute(
                     "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
                     " AND external_id = ANY(%s) ORDER BY external_id FOR UPDATE",
@@ -324,6 +340,7 @@ class PostgresStore(SqlReads):
             )
             changed = sorted(update(current).items())
             if changed:
+                # (Per engine: one statement over arrays; SQLite runs executemany.)
                 conn.execute(
                     "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
                     " SELECT %s, e, a, %s FROM unnest(%s::text[], %s::text[]) AS u(e, a)"
@@ -331,23 +348,6 @@ class PostgresStore(SqlReads):
                     " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
                     (workspace_id, now, [e for e, _ in changed], [t for _, t in changed]),
                 )
-
-    @staticmethod
-    def _check_tracking_room(conn: psycopg.Connection, workspace_id: int) -> None:
-        (tracked,) = conn.execute(
-            "SELECT COUNT(*) FROM segments WHERE workspace_id = %s AND analytics_enabled",
-            (workspace_id,),
-        ).fetchone()
-        if tracked >= MAX_TRACKED_SEGMENTS:
-            raise TrackingLimitError(
-                f"at most {MAX_TRACKED_SEGMENTS} segments per workspace may have analytics"
-                " tracking on; turn one off first"
-            )
-
-    @staticmethod
-    def _lock_workspace(conn: psycopg.Connection, workspace_id: int) -> None:
-        """Serialise per-workspace allocations and limits (a row lock on the workspace)."""
-        conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
 
     def create_segment(
         self,
@@ -363,18 +363,12 @@ class PostgresStore(SqlReads):
         with self._tx() as conn:
             self._lock_workspace(conn, workspace_id)
             if analytics:
-                self._check_tracking_room(conn, workspace_id)
-            (key,) = conn.execute(
-                "SELECT COALESCE(MAX(segment_key), 0) + 1 FROM segments WHERE workspace_id = %s",
-                (workspace_id,),
-            ).fetchone()
-            row = conn.execute(
-                f"INSERT INTO segments ({SEGMENT_COLUMNS})"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                f" RETURNING {SEGMENT_COLUMNS}",
-                (workspace_id, key, segment_id, name, description, orjson.dumps(list(tags)).decode(),
-                 filter_json, analytics, now if analytics else None, now, now),
-            ).fetchone()
+                sql.check_tracking_room(_one(_execute(conn, sql.COUNT_TRACKED, (workspace_id,)))[0])
+            (key,) = _one(_execute(conn, sql.NEXT_SEGMENT_KEY, (workspace_id,)))
+            # (The shared INSERT, and the row back through RETURNING: no second read.)
+            row = _one(_execute(conn, sql.INSERT_SEGMENT + f" RETURNING {SEGMENT_COLUMNS}", (
+                workspace_id, key, segment_id, name, description, sql.segment_tags(tags),
+                filter_json, analytics, now if analytics else None, now, now)))
         return segment_from_row(row)
 
     def set_segment_tracking(
@@ -382,34 +376,28 @@ class PostgresStore(SqlReads):
     ) -> Segment | None:
         with self._tx() as conn:
             self._lock_workspace(conn, workspace_id)
-            row = conn.execute(
-                "SELECT analytics_enabled FROM segments WHERE workspace_id = %s AND segment_id = %s",
-                (workspace_id, segment_id),
-            ).fetchone()
+            row = _execute(conn, sql.SEGMENT_TRACKING, (workspace_id, segment_id)).fetchone()
             if row is None:
                 return None
             if bool(row[0]) != enabled:
                 if enabled:
-                    self._check_tracking_room(conn, workspace_id)
-                conn.execute(
-                    "UPDATE segments SET analytics_enabled = %s, updated_at = %s,"
-                    " tracking_since = CASE WHEN %s THEN %s ELSE tracking_since END"
-                    " WHERE workspace_id = %s AND segment_id = %s",
-                    (enabled, now, enabled, now, workspace_id, segment_id),
-                )
+                    sql.check_tracking_room(_one(_execute(conn, sql.COUNT_TRACKED, (workspace_id,)))[0])
+                _execute(conn, sql.SET_SEGMENT_TRACKING,
+                         (enabled, now, enabled, now, workspace_id, segment_id))
         return self.get_segment(workspace_id, segment_id)
 
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]:
-        """Sessions per bucket, from the coarsest rollup level that fits each piece."""
+        """Sessions per bucket, from the coarsest rollup level that fits each piece (one
+        statement over arrays; the SQLite engine's plan differs)."""
         pieces = plan_series_read(tuple(boundaries))
         totals = [0] * (len(boundaries) - 1)
         if not pieces:
             return totals
         buckets, grains, firsts, ends = (list(column) for column in zip(*pieces, strict=True))
         key = (workspace_id, app_key, segment_key)
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT pieces.i, SUM(CASE WHEN pieces.g = 1 THEN (SELECT SUM(c.sessions)"
                 " FROM session_counts c WHERE c.workspace_id = %s AND c.app_key = %s"

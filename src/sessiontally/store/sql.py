@@ -1,24 +1,84 @@
-"""The read queries both engines share, written once.
+"""The statements both engines share, written once: the reads (``SqlReads``) and every
+write statement whose text is the same on SQLite and PostgreSQL.
 
-Statements use ``?`` placeholders; each engine supplies ``_fetch_one`` and
-``_fetch_all`` (the PostgreSQL engine turns ``?`` into psycopg's ``%s``). Writes stay in the engines: their
-transactions, locking and upserts differ.
+Statements use ``?`` placeholders, SQLite's style; the PostgreSQL engine turns them into
+psycopg's ``%s`` in one function (``postgres._execute``). A boolean column is compared
+with ``TRUE`` (SQLite reads it as 1), so that one text serves both engines.
+
+What stays in the engines, and why: their transactions and locking (SQLite's
+``BEGIN IMMEDIATE`` locks the whole database; PostgreSQL locks the workspace's row
+``FOR UPDATE`` and users with advisory locks); inserting many rows (one ``executemany``
+on SQLite, one statement over ``unnest`` arrays on PostgreSQL, a round trip saved per
+row); which rows went in (SQLite's change count per row, PostgreSQL's ``RETURNING``);
+the series read (each engine's cheapest plan); and the column types of
+``schema_migrations``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
-from .base import ApiKey, App, Segment, Workspace
+from .base import MAX_TRACKED_SEGMENTS, ApiKey, App, Segment, TrackingLimitError, Workspace
 from .rollup import DAY, HOUR
 
 SEGMENT_COLUMNS = (
     "workspace_id, segment_key, segment_id, name, description, tags, filter,"
     " analytics_enabled, tracking_since, created_at, updated_at"
 )
+
+# ---------------------------------------------------------------------------- writes
+
+MIGRATED_VERSIONS = "SELECT version FROM schema_migrations"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
+
+NEXT_APP_KEY = "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = ?"
+INSERT_APP = (
+    "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+NEXT_KEY_ID = "SELECT COALESCE(MAX(key_id), 0) + 1 FROM api_keys WHERE workspace_id = ?"
+INSERT_KEY = (
+    "INSERT INTO api_keys (workspace_id, key_id, name, key_hash, key_prefix,"
+    " permissions, allowed_ips, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+REVOKE_KEY = (
+    "UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ?"
+    " AND (key_hash = ? OR key_id = ?) AND revoked_at IS NULL"
+)
+TOUCH_KEY = "UPDATE api_keys SET last_seen_at = ? WHERE workspace_id = ? AND key_id = ?"
+
+COUNT_TRACKED = "SELECT COUNT(*) FROM segments WHERE workspace_id = ? AND analytics_enabled = TRUE"
+# What recording needs of the tracked segments, read inside its transaction.
+TRACKED_SEGMENTS = (
+    "SELECT segment_key, filter FROM segments WHERE workspace_id = ?"
+    " AND analytics_enabled = TRUE ORDER BY segment_key"
+)
+NEXT_SEGMENT_KEY = "SELECT COALESCE(MAX(segment_key), 0) + 1 FROM segments WHERE workspace_id = ?"
+INSERT_SEGMENT = f"INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SEGMENT_TRACKING = "SELECT analytics_enabled FROM segments WHERE workspace_id = ? AND segment_id = ?"
+SET_SEGMENT_TRACKING = (
+    "UPDATE segments SET analytics_enabled = ?, updated_at = ?,"
+    " tracking_since = CASE WHEN ? THEN ? ELSE tracking_since END"
+    " WHERE workspace_id = ? AND segment_id = ?"
+)
+
+
+def segment_tags(tags: Sequence[str]) -> str:
+    """The ``tags`` column of a segment: a JSON array."""
+    return orjson.dumps(list(tags)).decode()
+
+
+def check_tracking_room(tracked: int) -> None:
+    """Refuse to turn tracking on when ``tracked`` segments of the workspace have it."""
+    if tracked >= MAX_TRACKED_SEGMENTS:
+        raise TrackingLimitError(
+            f"at most {MAX_TRACKED_SEGMENTS} segments per workspace may have analytics"
+            " tracking on; turn one off first"
+        )
 
 
 def segment_from_row(row: Sequence[Any]) -> Segment:
@@ -28,14 +88,18 @@ def segment_from_row(row: Sequence[Any]) -> Segment:
                    since, int(created), int(updated))
 
 
+# ----------------------------------------------------------------------------- reads
+
+
 class SqlReads:
-    """Mixin: the Store's read methods over ``_fetch_one`` / ``_fetch_all``."""
+    """Mixin: the Store's read methods over ``_fetch_one`` / ``_fetch_all``, which each
+    engine provides (a method, or a bound method of its connection machinery)."""
 
-    def _fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        raise NotImplementedError
+    _fetch_one: Callable[[str, Sequence[Any]], tuple[Any, ...] | None]
+    _fetch_all: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
-    def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    def ping(self) -> bool:
+        return self._fetch_all("SELECT 1", ()) == [(1,)]
 
     def get_workspace(self, workspace_id: int) -> Workspace | None:
         row = self._fetch_one(

@@ -2,15 +2,15 @@
 
 SQLite's own answer to a locked database is its busy handler: sleep and retry, with
 sleeps growing to 100 ms. A process with batches queued takes the lock again
-microseconds after it releases it, so a worker that found the lock taken could sleep
-through every release: with 2 workers and 4 clients, the slowest POST waited 1.8 to
-6.6 s (bench/RESULTS.md). Here the writers queue on a lock in a file beside the database
-(``<database>-writers``), asking for it every 0.1 to 1 ms, behind a turnstile that makes
-two busy processes alternate: a waiter holds the turnstile while it waits for the write
-lock, so the process that has just written queues behind it.
+microseconds after it releases it, so a worker that found the lock taken can sleep
+through every release and keep a request waiting for seconds. Here the writers queue on
+a lock in a file beside the database (``<database>-writers``), asking for it every 0.1 to
+1 ms, behind a turnstile that makes two busy processes alternate: a waiter holds the
+turnstile while it waits for the write lock, so the process that has just written
+queues behind it.
 
 This only orders the attempts. SQLite's lock (``BEGIN IMMEDIATE``) still decides who
-writes, so a process that does not take turns (an older version, the ``sqlite3`` shell)
+writes, so a process that does not take turns (an older sessiontally, the ``sqlite3`` shell)
 is still safe, just not ordered. Where the file cannot be opened or locked (a read-only
 folder, a file system without these locks), writers fall back on the busy handler
 alone, and say so once in the log.
@@ -18,7 +18,7 @@ alone, and say so once in the log.
 The locks are Linux's open-file-description locks where there are any: they belong to
 this descriptor, so closing another descriptor of the file in this process does not drop
 them, and two stores of one process exclude each other. POSIX ``lockf`` elsewhere.
-Threads of one process must already be serialized (SqliteStore's writer lock). A wait
+Threads of one process must already be serialized (SqliteConnections' writer lock). A wait
 for a turn ends after ``timeout`` seconds with TurnTimeout, as SQLite's busy timeout
 would end it: a stopped process never hangs the others for good.
 """
