@@ -15,8 +15,8 @@ WITHOUT ROWID), ``sync_off`` (no fsync: not durable, for comparison only), ``ckp
 ``ckpt200k`` (the WAL checkpoint interval, in pages; ``ckpt100k`` is the store's).
 Every variant's time ends with the WAL copied back (``wal_checkpoint(TRUNCATE)``).
 
-Layouts that drop the random-key B-tree of full rows (docs/architecture.md, "Layouts
-measured and not adopted"):
+Layouts that drop the random-key B-tree of full rows (bench/RESULTS.md, "Design
+measurements", "Layouts measured and not adopted"):
 
 - ``log``: the rows appended to a rowid table with **no** uniqueness at all. Not a valid
   design (duplicates would count twice); the cost of storing the rows themselves, the
@@ -32,7 +32,7 @@ measured and not adopted"):
   table like ``sessions``).
 
 Prints sessions/s, bytes written to storage per row and the CPU share (and, for ``lsm``,
-microseconds per row by step). Used for the design notes in docs/architecture.md
+microseconds per row by step). Used for the design measurements in bench/RESULTS.md
 ("Ingest throughput on SQLite").
 """
 

@@ -80,7 +80,7 @@ INGEST_FRAMES = [
     r"^read_body ", r"^parse_json_body ", r"^loads ", r"^_ndjson ", r"^Service\.record_sessions ",
     r"^Service\.record_items ", r"^validate_batch ", r"^validate_session ", r"^_instant ",
     r"^SqliteStore\.record_sessions ", r"^SqliteStore\._record ", r"^SqliteStore\._insert_new ",
-    r"^rollup_increments ", r"^GroupCommit", r"^SqliteStore\._write ",
+    r"^rollup_increments ", r"^GroupCommit", r"^SqliteConnections\.write ",
     r"^pysqlite_connection_executemany", r"^sqlite3_step ", r"^sqlite3BtreeInsert ",
     r"^sqlite3BtreeIndexMoveto ", r"^sqlite3BtreeCommitPhaseOne ", r"^sqlite3WalFrames ",
     r"^pwrite64 ", r"^pread64 ", r"^fdatasync ", r"^fsync ", r"^gc_collect_main ",

@@ -2,9 +2,10 @@
 
 Dashboards repeat the same few requests, and an answer (an admitted key, a serialised
 series) costs far more to rebuild than to look up. Each thread keeps its own answers under
-the store's change token (``Store.change_token``): a new token means something was
-committed since, and everything kept under the old one is dropped. An engine that gives
-no token gets nothing kept.
+the store's change token (``Store.change_token``): the token stays the same object only
+while nothing has been committed, so a new one drops everything kept under the old (an
+engine may also hand out a new token early, which only costs recomputation). An engine
+that gives no token gets nothing kept.
 """
 
 from __future__ import annotations

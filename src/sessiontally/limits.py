@@ -1,4 +1,6 @@
-"""Explicit limits of the API, in one place (docs/api.md)."""
+"""The API's request-wide limits (docs/api.md). Limits of one rule live beside it:
+``attributes.MAX_OBJECTS_PER_REQUEST``, ``buckets.MAX_LENGTH``, ``keys.MAX_KEY_LENGTH``,
+``series_query.MAX_VALUE_LENGTH``, ``store.base.MAX_TRACKED_SEGMENTS``."""
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_SESSIONS_PER_REQUEST = 10_000

@@ -133,7 +133,7 @@ class ScopeEndpoint:
     """An endpoint that needs only the request's scope, called by Starlette as a plain ASGI
     app: no Request object and one exception-handling layer fewer than a function
     endpoint (Starlette's middleware, routing and error handlers still apply). For the
-    hottest route, the cached series, where those layers were a tenth of a request."""
+    hottest route, the cached series, where those layers are a visible share of a request."""
 
     def __init__(self, handler: Callable[[Scope], Awaitable[Response]]) -> None:
         self.handler = handler

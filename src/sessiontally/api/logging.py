@@ -159,8 +159,8 @@ _MILLISECONDS = tuple(f".{ms:03d}+00:00" for ms in range(1000))
 
 def utc_timestamp(now: float) -> str:
     """``now`` as ISO 8601 in UTC to the millisecond (``2026-11-29T04:05:06.789+00:00``);
-    the date and time are formatted once a second (as nginx does), the milliseconds
-    looked up: a twentieth of the access log's cost, down from a seventh."""
+    the date and time are formatted once a second (as nginx does) and the milliseconds
+    looked up, since formatting a timestamp per line would dominate the access log."""
     global _second
     second = int(now)
     last, text = _second  # one tuple: read and replaced whole, never half-updated

@@ -34,9 +34,10 @@ def window_of(now: float) -> int:
 
 
 class RateLimiter(Protocol):
-    """Counts a workspace's requests per hour. ``hit`` raises
-    ``errors.RateLimiterUnavailable`` when the counters cannot be reached: the request is
-    then refused, never served uncounted."""
+    """Counts a workspace's requests per hour. ``hit`` raises ``errors.Unavailable`` when
+    the counters cannot be reached (``RateLimiterUnavailable`` for the file and Redis;
+    ``StoreUnavailable`` for PostgreSQL, whose counters share the store's database): the
+    request is then refused, never served uncounted."""
 
     # True when ``hit`` never waits on a network or a long lock, so that it may run on
     # an event loop.

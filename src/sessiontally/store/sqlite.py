@@ -2,9 +2,9 @@
 
 Connections, transactions, the read cache and error translation are the machinery's
 (``store/sqlite_connections.py``); the statements both engines share are in
-``store/sql.py``. Writers take the database lock up front (``BEGIN IMMEDIATE``), so the
-read-then-insert of a batch cannot race with another process recording the same session
-ids.
+``store/sql.py``. Writers take the database lock up front (``BEGIN IMMEDIATE``), so a
+batch's inserts and its rollup increments cannot interleave with another process
+recording the same session ids.
 """
 
 from __future__ import annotations
