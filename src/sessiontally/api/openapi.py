@@ -390,15 +390,16 @@ def openapi_document() -> dict[str, Any]:
                             "type": "object",
                             # at least one object in some part (an empty body is a 400)
                             "anyOf": [
-                                {"required": [part], "properties": {part: {"minItems": 1}}}
+                                {"required": [part], "properties": {part: {"type": "array", "minItems": 1}}}
                                 for part in ("attributes", "events", "purchases")
                             ],
+                            # null: the part is absent
                             "properties": {
-                                "attributes": {"type": "array", "maxItems": 75,
+                                "attributes": {"type": ["array", "null"], "maxItems": 75,
                                                "items": {"$ref": "#/components/schemas/UserAttributes"}},
-                                "events": {"type": "array", "maxItems": 75,
+                                "events": {"type": ["array", "null"], "maxItems": 75,
                                            "description": "not supported: each object is refused in errors"},
-                                "purchases": {"type": "array", "maxItems": 75,
+                                "purchases": {"type": ["array", "null"], "maxItems": 75,
                                               "description": "not supported: each object is refused in errors"},
                             },
                         },
@@ -605,10 +606,11 @@ function render(doc) {
       s = s.$ref.replace(/^#\//, '').split('/').reduce((o, k) => (o || {})[k], doc);
     return s || {};
   };
+  const isArray = s => s.type === 'array' || (Array.isArray(s.type) && s.type.includes('array'));
   const typeOf = raw => {
     const s = resolve(raw);
     let t = Array.isArray(s.type) ? s.type.join(' | ') : (s.type || (s.properties ? 'object' : 'any'));
-    if (s.type === 'array' && s.items) t = 'array of ' + typeOf(s.items);
+    if (isArray(s) && s.items) t = t.replace('array', 'array of ' + typeOf(s.items));
     if (s.format) t += ' (' + s.format + ')';
     return t;
   };
@@ -624,12 +626,12 @@ function render(doc) {
   const fieldRows = (raw, prefix, rows, depth) => {
     const s = resolve(raw);
     if (depth > 6) return rows;
-    if (s.type === 'array' && s.items) return fieldRows(s.items, prefix + '[]', rows, depth + 1);
+    if (isArray(s) && s.items) return fieldRows(s.items, prefix + '[]', rows, depth + 1);
     const required = new Set(s.required || []);
     for (const [name, prop] of Object.entries(s.properties || {})) {
       const p = resolve(prop), path = prefix ? prefix + '.' + name : name;
       rows.push([path, typeOf(prop), required.has(name), [limitsOf(prop), p.description].filter(Boolean).join('; ')]);
-      const inner = p.type === 'array' ? resolve(p.items) : p;
+      const inner = isArray(p) ? resolve(p.items) : p;
       if (inner && inner.properties) fieldRows(p, path, rows, depth + 1);
     }
     if (s.additionalProperties && typeof s.additionalProperties === 'object')
