@@ -24,12 +24,13 @@ class Layer(NamedTuple):
     units: frozenset[str]  # top-level modules or packages of sessiontally ("" is its __init__)
     independent: bool  # units of this layer may not import one another
     foreign: frozenset[str]  # third-party packages this layer must not import
+    bypassed: frozenset[str] = frozenset()  # lower units it reaches only through another
 
 
 # Top first, as in docs/architecture.md.
 LAYERS = (
     Layer("entry points", frozenset({"__main__", "cli"}), False, frozenset()),
-    Layer("HTTP", frozenset({"api"}), False, DRIVERS),
+    Layer("HTTP", frozenset({"api"}), False, DRIVERS, frozenset({"store", "ratelimit"})),
     Layer("use cases", frozenset({"service", "audience", "admin", "importer", "demo", "answers"}),
           False, DRIVERS | WEB),
     Layer("adapters", frozenset({"store", "ratelimit"}), True, WEB),
@@ -130,6 +131,8 @@ def violations(sources: dict[Path, str]) -> list[str]:
             target_rank = _layer_of(target)
             if target_rank < rank:
                 problems.append(f"{where}: {name} is in a higher layer ({LAYERS[target_rank].name})")
+            elif target in layer.bypassed:
+                problems.append(f"{where}: the {layer.name} layer reaches {target} only through the service")
             elif target_rank == rank and layer.independent:
                 problems.append(f"{where}: {name} is an independent unit of the same layer")
     return problems
@@ -144,11 +147,34 @@ def test_no_import_breaks_the_layers() -> None:
     assert violations({path: path.read_text() for path in _modules()}) == []
 
 
+def documented_layers(doc: str) -> dict[str, str]:
+    """Each unit's layer as the table under "## Layers" in docs/architecture.md gives it:
+    rows ``| layer | `unit` | module | job |``, the layer cell left empty below its first row."""
+    section = doc.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    placed: dict[str, str] = {}
+    layer = ""
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or cells[0] == "layer" or (cells[0] and set(cells[0]) <= {"-"}):
+            continue
+        layer = cells[0] or layer
+        unit = cells[1].strip("`")
+        if unit:
+            placed[unit] = layer
+    return placed
+
+
 def test_the_table_is_the_one_in_the_architecture_doc() -> None:
     doc = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text()
-    for layer in LAYERS:
-        for unit in layer.units - {""}:
-            assert f"`{unit}" in doc, f"docs/architecture.md does not place {unit}"
+    expected = {unit: layer.name for layer in LAYERS for unit in layer.units if unit}
+    documented = documented_layers(doc)
+    assert {unit: documented.get(unit) for unit in expected} == expected
+
+
+def test_a_unit_in_the_wrong_row_of_the_doc_is_caught() -> None:
+    doc = "## Layers\n\n| layer | unit | module | job |\n|---|---|---|---|\n" \
+          "| HTTP | `api` | `api/app.py` | x |\n| | `store` | `store/base.py` | y |\n## Next\n"
+    assert documented_layers(doc) == {"api": "HTTP", "store": "HTTP"}
 
 
 @pytest.mark.parametrize(
@@ -159,6 +185,7 @@ def test_the_table_is_the_one_in_the_architecture_doc() -> None:
         ("config.py", "from .store import open_store\n", "higher layer"),
         ("api/fake.py", "import sqlite3\n", "imports sqlite3"),
         ("service.py", "from starlette.responses import Response\n", "imports starlette"),
+        ("api/fake.py", "from ..store import open_store\n", "only through the service"),
     ],
 )
 def test_a_planted_break_is_caught(relative: str, source: str, problem: str) -> None:

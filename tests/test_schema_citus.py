@@ -34,8 +34,9 @@ import pytest
 from db_support import engine_database
 
 import sessiontally
+from sessiontally.config import sqlite_file
 from sessiontally.ratelimit import RATE_COUNTERS_SUFFIX, FileRateLimiter
-from sessiontally.store import open_store, sqlite_sidecar
+from sessiontally.store import open_store
 from sessiontally.store.base import NewSession, Store, TrackedSegment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,9 +254,9 @@ def recorded(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             monkeypatch.setattr(sqlite3, "connect",
                                 functools.partial(sqlite3.connect, factory=_RecordingSqlite))
             store = open_store(url)
-            sidecar = sqlite_sidecar(url, RATE_COUNTERS_SUFFIX)
-            assert sidecar is not None
-            limiter = FileRateLimiter(sidecar)  # a file, no SQL: nothing to route
+            path = sqlite_file(url)
+            assert path is not None
+            limiter = FileRateLimiter(path + RATE_COUNTERS_SUFFIX)  # a file, no SQL: nothing to route
         try:
             yield store, limiter, recorder
         finally:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import orjson
 
 from . import buckets, ipallow, keys, limits, segments
-from .errors import InvalidInput, NotFound
+from .errors import DuplicateName, InvalidInput, NotFound
 from .store.base import App, Segment, Store, Workspace
 
 
@@ -43,7 +43,10 @@ def create_workspace(
         raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
     if rate_limit < 1:
         raise InvalidInput("rate limit must be a positive number of requests per hour")
-    return store.create_workspace(name, time_zone, rate_limit)  # a taken name: DuplicateName
+    try:
+        return store.create_workspace(name, time_zone, rate_limit)
+    except DuplicateName:  # the engine cannot name it: its driver's error does not
+        raise DuplicateName(f"a workspace named {name!r} already exists") from None
 
 
 def resolve_workspace(store: Store, ref: str) -> Workspace:

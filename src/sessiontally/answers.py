@@ -13,13 +13,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-DEFAULT_ENTRIES = 512
+from .config import READ_CACHE
 
 
 class AnswerCache:
     """Per-thread answers, valid while the store's change token is the same object."""
 
-    def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
+    def __init__(self, max_entries: int = READ_CACHE.default) -> None:
         self.max_entries = max_entries
         self._local = threading.local()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,6 @@ log = logging.getLogger("sessiontally.service")
 INVALID_KEY = "Invalid API key"
 KEY_TOUCH_INTERVAL_S = 60
 _NOT_IANA_NAMES = frozenset({"localtime", "posixrules", "Factory"})
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +77,7 @@ class Service:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="touch") if touch_in_background else None
         )
         self._touched: dict[tuple[int, int], float] = {}
-        self._migrated = threading.Event()
+        self.migrated = False  # set once by ensure_migrated
         self.classifier = audience.SegmentClassifier()
 
     @classmethod
@@ -103,13 +101,9 @@ class Service:
     def ensure_migrated(self) -> None:
         """Apply pending migrations once per service. No lock: ``migrate`` serialises in
         the database, and callers must not queue behind one that waits for a dead store."""
-        if not self._migrated.is_set():
+        if not self.migrated:
             self.store.migrate()
-            self._migrated.set()
-
-    @property
-    def migrated(self) -> bool:
-        return self._migrated.is_set()
+            self.migrated = True
 
     def healthy(self) -> bool:
         """Whether the store answers (False, not an exception, when it is down)."""

@@ -1,6 +1,6 @@
 """Status codes for ``sessiontally.errors``: the one place where a refusal becomes HTTP.
 
-``error_response`` answers a refusal the gate caught (with the rate-limit headers the
+``refusal_response`` answers a refusal the gate caught (with the rate-limit headers the
 request already earned); ``EXCEPTION_HANDLERS`` is the table Starlette consults for
 anything that escapes a handler, its own 404/405 included.
 """
@@ -17,11 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import errors
-from .http import error_response as message_response
-from .http import json_response
+from .http import json_response, message_response
 
 log = logging.getLogger("sessiontally.api")
-
 
 
 class QueryTooLong(errors.TooLarge):
@@ -57,7 +55,7 @@ def status_of(exc: errors.SessiontallyError) -> int:
     for cls, status in STATUS_BY_ERROR:
         if isinstance(exc, cls):
             return status
-    return 400
+    return 500  # a refusal of no known kind is a bug: tests/test_api_errors.py keeps the table whole
 
 
 def error_body(exc: errors.SessiontallyError) -> dict[str, Any]:
@@ -71,7 +69,7 @@ def error_body(exc: errors.SessiontallyError) -> dict[str, Any]:
     return body
 
 
-def error_response(
+def refusal_response(
     exc: errors.SessiontallyError, raw_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> Response:
     """The answer to ``exc``, after ``raw_headers`` (the rate-limit headers it earned)."""
@@ -87,7 +85,7 @@ async def refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.SessiontallyError)
     if isinstance(exc, errors.Unavailable):
         log.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return error_response(exc)
+    return refusal_response(exc)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

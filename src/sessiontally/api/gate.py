@@ -19,7 +19,7 @@ declare (``Store.reads_never_block``, ``RateLimiter.never_blocks``):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -30,6 +30,7 @@ from starlette.types import Scope
 
 from .. import limits
 from ..errors import (
+    Forbidden,
     InvalidInput,
     RateLimited,
     SessiontallyError,
@@ -39,7 +40,7 @@ from ..errors import (
     WouldBlock,
 )
 from ..service import Principal, Service
-from .errors import QueryTooLong, UnsupportedMediaType, error_response
+from .errors import QueryTooLong, UnsupportedMediaType, refusal_response
 from .http import (
     BodyTooLarge,
     RawHeaders,
@@ -57,6 +58,7 @@ log = logging.getLogger("sessiontally.api")
 Action = Callable[[Principal], Any]  # the answer's body for an admitted principal
 ReadAction = Callable[[Principal, bool], Any]  # ... and whether it may scan raw rows
 Record = Callable[[Principal, Any], Any]  # the answer's body for a parsed JSON body
+Admitted = tuple[Principal, RawHeaders]  # ... and the rate-limit headers it earned
 
 
 class Gate:
@@ -64,8 +66,8 @@ class Gate:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.store = service.store
         self.inline_reads = service.store.reads_never_block and service.limiter.never_blocks
+        self.pinned_reads = service.store.pinned_reads
 
     # ------------------------------------------------------------------ running
 
@@ -77,11 +79,14 @@ class Gate:
         """Admit and act on the event loop when reads never block; else as ``run``."""
         if not (self.inline_reads and self.service.migrated):
             return await self.run(scope, permission, lambda principal: action(principal, True))
+        principal: Principal | None = None
         headers: RawHeaders = []
-        principal = None
         try:
-            with self.store.pinned_reads():
-                principal = self._admit(scope, permission, headers)
+            with self.pinned_reads():
+                admitted = self._admit(scope, permission)
+                if isinstance(admitted, Response):
+                    return admitted
+                principal, headers = admitted
                 body = action(principal, False)
             return json_response(body, 200, None, headers)
         except (WouldBlock, StoreBusy):
@@ -102,7 +107,7 @@ class Gate:
         try:
             raw = await read_body(request)
         except BodyTooLarge:
-            return error_response(TooLarge(f"Request body exceeds {limits.MAX_BODY_BYTES} bytes"))
+            return refusal_response(TooLarge(f"Request body exceeds {limits.MAX_BODY_BYTES} bytes"))
         content_is_json = is_json_content_type(request)
 
         def action(principal: Principal) -> Any:
@@ -112,9 +117,10 @@ class Gate:
 
     # ------------------------------------------------------------------ steps
 
-    def _admit(self, scope: Scope, permission: str, headers: RawHeaders) -> Principal:
-        """Authenticate, count, authorise; the rate-limit headers go into ``headers`` as
-        soon as the request is counted."""
+    def _admit(self, scope: Scope, permission: str) -> Admitted | Response:
+        """Authenticate, count, authorise: the principal and the rate-limit headers every
+        later answer carries, or the refusal to send once the request is counted.
+        Refusals before the count (no valid key, limiter down) are raised."""
         if len(scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
             raise QueryTooLong("Query string too long")
         client = address[0] if (address := scope.get("client")) else None
@@ -122,11 +128,14 @@ class Gate:
         principal = service.authenticate(presented_key(scope, query_pairs(scope)), client)
         scope.setdefault("state", {})["workspace_id"] = principal.workspace.workspace_id
         decision = service.count_request(principal)
-        headers += rate_limit_headers(decision)
+        headers = rate_limit_headers(decision)
         if not decision.allowed:
-            raise RateLimited("Over rate limit", decision.reset)
-        service.require(principal, permission)
-        return principal
+            return refusal_response(RateLimited("Over rate limit", decision.reset), headers)
+        try:
+            service.require(principal, permission)
+        except Forbidden as exc:
+            return refusal_response(exc, headers)
+        return principal, headers
 
     def _run_migrated(self, scope: Scope, permission: str, action: Action, status: int) -> Response:
         headers: RawHeaders = []
@@ -134,7 +143,10 @@ class Gate:
             # ``serve`` migrates before its workers start; a worker that started while the
             # database was down answers 503 and migrates once it is back.
             self.service.ensure_migrated()
-            principal = self._admit(scope, permission, headers)
+            admitted = self._admit(scope, permission)
+            if isinstance(admitted, Response):
+                return admitted
+            principal, headers = admitted
             body = action(principal)
         except SessiontallyError as exc:
             return _refusal(scope, exc, headers)
@@ -148,10 +160,13 @@ class Gate:
         return json_response(body, 200, None, headers)
 
 
-def _refusal(scope: Scope, exc: SessiontallyError, headers: RawHeaders) -> Response:
+def _refusal(scope: Scope, exc: SessiontallyError, headers: Sequence[tuple[bytes, bytes]]) -> Response:
+    """The answer to a refusal raised after admission began. A dependency that is down
+    gets a bare 503 (whatever was counted, nothing more is known of the request)."""
     if isinstance(exc, Unavailable):
         log.warning("%s on %s %s", type(exc).__name__, scope["method"], scope["path"])
-    return error_response(exc, headers)
+        return refusal_response(exc)
+    return refusal_response(exc, headers)
 
 
 def _parse_json(raw: bytes, content_is_json: bool) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -12,9 +12,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .. import keys, limits
-from ..ratelimit import RateDecision
 from ..service import INVALID_KEY
 from .memo import QueryMemo
+
+if TYPE_CHECKING:
+    from ..ratelimit import RateDecision
 
 
 class BodyTooLarge(Exception):
@@ -52,7 +54,7 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
     return JSONBytesResponse(orjson.dumps(body), status, headers, raw_headers)
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None,
+def message_response(status: int, message: str, headers: Mapping[str, str] | None = None,
                    raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> Response:
     return json_response({"message": message}, status, headers, raw_headers)
 
@@ -102,10 +104,10 @@ def refuse_before_body(scope: Scope) -> Response | None:
     that a client without a key cannot make the server buffer up to 16 MiB (the same 414 and
     401 that the guard would give; a well-formed key is checked against the store later)."""
     if len(scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
-        return error_response(414, "Query string too long")
+        return message_response(414, "Query string too long")
     token = presented_key(scope, query_pairs(scope))
     if not token or len(token) > keys.MAX_KEY_LENGTH or keys.workspace_of(token) is None:
-        return error_response(401, INVALID_KEY)
+        return message_response(401, INVALID_KEY)
     return None
 
 

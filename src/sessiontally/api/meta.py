@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..service import Service
-from .http import error_response, json_response
+from .http import json_response, message_response
 from .openapi import DOCS_HTML, openapi_document
 
 
@@ -16,7 +16,7 @@ async def healthz(request: Request) -> Response:
     service: Service = request.app.state.service
     if await run_in_threadpool(service.healthy):
         return json_response({"status": "ok", "message": "success"})
-    return error_response(503, "Store unavailable")
+    return message_response(503, "Store unavailable")
 
 
 async def openapi_json(request: Request) -> Response:

@@ -27,8 +27,3 @@ def open_store(url: str, read_cache: int | None = None) -> Store:
         return SqliteStore(Path(path))
     return SqliteStore(Path(path), read_cache=read_cache)
 
-
-def sqlite_sidecar(url: str, suffix: str) -> Path | None:
-    """Path of a companion SQLite file next to a SQLite store (None for other engines)."""
-    path = sqlite_file(url)
-    return None if path is None else Path(path + suffix)

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from ..config import READ_CACHE
 from ..errors import DuplicateName, SessiontallyError, StoreBusy, StoreUnavailable
 from .group_commit import GroupCommit
 from .write_turns import TurnTimeout, WriteTurns
@@ -38,7 +39,7 @@ LOOP_BUSY_TIMEOUT_MS = 50  # an event loop's reads: then the request moves to a 
 # them to the WAL mid-transaction and reads them back. Random ids dirty about one page per
 # session, and group commit and `import` write 10,000 to 50,000 sessions a transaction.
 READ_CACHE_KIB, WRITER_CACHE_KIB = 8192, 65_536
-READ_CACHE_ENTRIES = 512  # answers per connection; emptied whenever the database changes
+READ_CACHE_ENTRIES = READ_CACHE.default  # answers per connection; emptied whenever the database changes
 WAL_CHECKPOINT_PAGES = 100_000  # about 400 MB of WAL between checkpoints (see _connect)
 IN_MEMORY = ("", ":memory:")  # paths of a private database: one connection, one thread
 WAL_INDEX_HEADER_BYTES = 48  # the first copy of the WAL-index header
@@ -93,8 +94,8 @@ def map_sqlite_errors() -> Iterator[None]:
     are), like httpx's ``map_httpcore_exceptions``.
 
     The hot read paths (``read_cache``, ``fetch_one``, ``fetch_all``) use ``try`` and
-    ``_raise_store_error`` instead: a ``with`` block costs a few hundred nanoseconds on
-    every call, a ``try`` that raises nothing costs nothing."""
+    ``_raise_store_error`` instead: a ``with`` block costs two calls on every read, a
+    ``try`` that raises nothing costs nothing."""
     try:
         yield
     except sqlite3.Error as exc:
