@@ -26,11 +26,13 @@ class AnswerCache:
     def under(self, token: object | None) -> dict[tuple[Any, ...], Any] | None:
         """This thread's answers under ``token`` (emptied when the token changes or the
         answers reach ``max_entries``); None when nothing may be kept."""
+        kept = getattr(self._local, "kept", None)  # (token, answers): one lookup
+        if kept is not None and kept[0] is token and token is not None:
+            answers: dict[tuple[Any, ...], Any] = kept[1]
+            if len(answers) < self.max_entries:
+                return answers
         if token is None or not self.max_entries:
             return None
-        local = self._local
-        answers: dict[tuple[Any, ...], Any] | None = getattr(local, "answers", None)
-        if answers is None or local.token is not token or len(answers) >= self.max_entries:
-            answers = local.answers = {}
-            local.token = token
+        answers = {}
+        self._local.kept = (token, answers)
         return answers

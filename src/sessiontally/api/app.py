@@ -32,7 +32,7 @@ log = logging.getLogger("sessiontally.api")
 WORKER_THREADS = 16
 
 ROUTES = [
-    Route("/sessions/data_series", ScopeEndpoint(sessions.data_series), methods=["GET"]),
+    Route("/sessions/data_series", ScopeEndpoint(sessions.data_series, "gate"), methods=["GET"]),
     Route("/sessions/track", sessions.track, methods=["POST"]),
     Route("/users/track", users.track, methods=["POST"]),
     Route("/segments/list", segments.list_segments, methods=["GET"]),

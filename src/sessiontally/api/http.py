@@ -135,11 +135,21 @@ class ScopeEndpoint:
     """An endpoint that needs only the request's scope, called by Starlette as a plain ASGI
     app: no Request object and one exception-handling layer fewer than a function
     endpoint (Starlette's middleware, routing and error handlers still apply). For the
-    hottest route, the cached series, where those layers are a visible share of a request."""
+    hottest route, the cached series, where those layers are a visible share of a request.
 
-    def __init__(self, handler: Callable[[Scope], Awaitable[Response]]) -> None:
+    The handler gets ``app.state.<name>`` beside the scope, looked up once per app:
+    Starlette's ``State`` finds attributes through a Python-level ``__getattr__``, which
+    a cached series request notices too."""
+
+    def __init__(self, handler: Callable[[Scope, Any], Awaitable[Response]], state_name: str) -> None:
         self.handler = handler
+        self.state_name = state_name
+        self._bound: tuple[object, Any] = (None, None)  # (app, its dependency): one assignment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handler(scope)
+        app = scope["app"]
+        bound = self._bound
+        if bound[0] is not app:
+            bound = self._bound = (app, getattr(app.state, self.state_name))
+        response = await self.handler(scope, bound[1])
         await response(scope, receive, send)

@@ -13,9 +13,9 @@ from .gate import Gate
 from .http import query_pairs
 
 
-async def data_series(scope: Scope) -> Response:
-    """``GET /sessions/data_series`` (a scope endpoint: it is the hottest route)."""
-    gate: Gate = scope["app"].state.gate
+async def data_series(scope: Scope, gate: Gate) -> Response:
+    """``GET /sessions/data_series`` (a scope endpoint, given ``app.state.gate``: it is the
+    hottest route)."""
     service = gate.service
     pairs = query_pairs(scope)
 
