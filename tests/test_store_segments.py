@@ -8,6 +8,7 @@ import uuid
 
 import orjson
 import pytest
+from db_support import in_threads
 from segment_support import ENGINES, new_workspace, open_test_store
 
 from sessiontally import audience
@@ -87,23 +88,14 @@ def test_concurrent_updates_of_the_same_new_users_lose_nothing(store):
     users = [f"u{i}" for i in range(5)]
     threads_n = 6
     barrier = threading.Barrier(threads_n)
-    failures: list[BaseException] = []
 
     def worker(n: int) -> None:
-        try:
-            barrier.wait()
-            for round_ in range(4):
-                body = {"attributes": [{"external_id": u, f"a{n}_{round_}": n} for u in users]}
-                audience.track_users(store, ws, body, T0)
-        except BaseException as exc:  # pragma: no cover - reported below
-            failures.append(exc)
+        barrier.wait()
+        for round_ in range(4):
+            body = {"attributes": [{"external_id": u, f"a{n}_{round_}": n} for u in users]}
+            audience.track_users(store, ws, body, T0)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
+    in_threads(threads_n, worker)
     expected = {f"a{n}_{r}" for n in range(threads_n) for r in range(4)}
     for user in users:
         stored = orjson.loads(store.user_attributes(ws.workspace_id, user))
