@@ -27,7 +27,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..errors import DuplicateName, StoreUnavailable
 from . import sql
 from .base import (
-    App,
     Classifier,
     NewSession,
     RecordOutcome,
@@ -37,7 +36,7 @@ from .base import (
     Workspace,
 )
 from .rollup import coarse_increments, plan_series_read, rollup_increments
-from .sql import SEGMENT_COLUMNS, SqlReads, segment_from_row
+from .sql import SEGMENT_COLUMNS, SharedStatements, SqlReads, SqlWrites, one_row, segment_from_row
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
 POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 503
@@ -84,11 +83,22 @@ def _execute(conn: Connection, statement: str, params: Sequence[Any]) -> Cursor:
     return conn.execute(_psycopg(statement), params)
 
 
-def _one(cursor: Cursor) -> Row:
-    """The row of a statement that always returns one (an aggregate, INSERT ... RETURNING)."""
-    row = cursor.fetchone()
-    assert row is not None
-    return row
+class _SharedStatements:
+    """A transaction's connection running the statements shared with the SQLite engine."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def execute(self, statement: str, params: Sequence[Any], /) -> Cursor:
+        return _execute(self.conn, statement, params)
+
+
+@contextmanager
+def _shared(transaction: AbstractContextManager[Connection]) -> Iterator[SharedStatements]:
+    with transaction as conn:
+        yield _SharedStatements(conn)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -107,12 +117,12 @@ def _durable_commits(conn: Connection) -> None:
     ``synchronous_commit`` is on by default, and the store never turns it off; if the
     server, database or role default has it ``off``, this connection turns it back on.
     (``local``, ``remote_write``, ``on`` and ``remote_apply`` all flush locally first.)"""
-    (mode,) = _one(conn.execute("SHOW synchronous_commit"))
+    (mode,) = one_row(conn.execute("SHOW synchronous_commit"))
     if mode == "off":
         conn.execute("SET synchronous_commit TO on")
 
 
-class PostgresStore(SqlReads):
+class PostgresStore(SqlWrites, SqlReads):
     reads_never_block: ClassVar[bool] = False  # every read may wait for the network
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
@@ -178,59 +188,25 @@ class PostgresStore(SqlReads):
         with self._connection() as conn:
             return _execute(conn, statement, params).fetchall()
 
-    @staticmethod
-    def _lock_workspace(conn: Connection, workspace_id: int) -> None:
+    def _shared_transaction(self) -> AbstractContextManager[SharedStatements]:
+        return _shared(self._tx())
+
+    def _lock_workspace(self, tx: SharedStatements, workspace_id: int) -> None:
         """Serialise per-workspace allocations and limits (a row lock on the workspace;
         the SQLite engine's BEGIN IMMEDIATE locks the whole database instead)."""
-        conn.execute("SELECT 1 FROM workspaces WHERE workspace_id = %s FOR UPDATE", (workspace_id,))
+        tx.execute("SELECT 1 FROM workspaces WHERE workspace_id = ? FOR UPDATE", (workspace_id,))
 
     # ---------------------------------------------------------------- workspaces
 
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace:
         with self._tx() as conn:  # a taken name: DuplicateName (map_postgres_errors)
             # (Per engine: PostgreSQL gives the new id through RETURNING.)
-            (workspace_id,) = _one(conn.execute(
+            (workspace_id,) = one_row(conn.execute(
                 "INSERT INTO workspaces (name, time_zone, rate_limit, created_at)"
                 " VALUES (%s, %s, %s, %s) RETURNING workspace_id",
                 (name, time_zone, rate_limit, int(time.time())),
             ))
         return Workspace(workspace_id, name, time_zone, rate_limit)
-
-    # ---------------------------------------------------------------------- apps
-
-    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
-        with self._tx() as conn:
-            self._lock_workspace(conn, workspace_id)
-            (app_key,) = _one(_execute(conn, sql.NEXT_APP_KEY, (workspace_id,)))
-            _execute(conn, sql.INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time())))
-        return App(workspace_id, app_key, app_id, name, platform)
-
-    # ------------------------------------------------------------------ API keys
-
-    def create_key(
-        self,
-        workspace_id: int,
-        name: str,
-        key_hash: bytes,
-        key_prefix: str,
-        permissions: Sequence[str],
-        allowed_ips: Sequence[str],
-    ) -> int:
-        with self._tx() as conn:
-            self._lock_workspace(conn, workspace_id)
-            (key_id,) = _one(_execute(conn, sql.NEXT_KEY_ID, (workspace_id,)))
-            _execute(conn, sql.INSERT_KEY, (workspace_id, key_id, name, key_hash, key_prefix,
-                                            " ".join(permissions), " ".join(allowed_ips), int(time.time())))
-        return int(key_id)
-
-    def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
-        with self._tx() as conn:
-            cursor = _execute(conn, sql.REVOKE_KEY, (int(time.time()), workspace_id, key_hash, key_id))
-            return cursor.rowcount > 0
-
-    def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
-        with self._tx() as conn:
-            _execute(conn, sql.TOUCH_KEY, (seen_at, workspace_id, key_id))
 
     # ------------------------------------------------------------------ sessions
 
@@ -360,31 +336,16 @@ class PostgresStore(SqlReads):
         analytics: bool,
         now: int,
     ) -> Segment:
-        with self._tx() as conn:
-            self._lock_workspace(conn, workspace_id)
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)
             if analytics:
-                sql.check_tracking_room(_one(_execute(conn, sql.COUNT_TRACKED, (workspace_id,)))[0])
-            (key,) = _one(_execute(conn, sql.NEXT_SEGMENT_KEY, (workspace_id,)))
+                sql.check_tracking_room(one_row(tx.execute(sql.COUNT_TRACKED, (workspace_id,)))[0])
+            (key,) = one_row(tx.execute(sql.NEXT_SEGMENT_KEY, (workspace_id,)))
             # (The shared INSERT, and the row back through RETURNING: no second read.)
-            row = _one(_execute(conn, sql.INSERT_SEGMENT + f" RETURNING {SEGMENT_COLUMNS}", (
+            row = one_row(tx.execute(sql.INSERT_SEGMENT + f" RETURNING {SEGMENT_COLUMNS}", (
                 workspace_id, key, segment_id, name, description, sql.segment_tags(tags),
                 filter_json, analytics, now if analytics else None, now, now)))
         return segment_from_row(row)
-
-    def set_segment_tracking(
-        self, workspace_id: int, segment_id: str, enabled: bool, now: int
-    ) -> Segment | None:
-        with self._tx() as conn:
-            self._lock_workspace(conn, workspace_id)
-            row = _execute(conn, sql.SEGMENT_TRACKING, (workspace_id, segment_id)).fetchone()
-            if row is None:
-                return None
-            if bool(row[0]) != enabled:
-                if enabled:
-                    sql.check_tracking_room(_one(_execute(conn, sql.COUNT_TRACKED, (workspace_id,)))[0])
-                _execute(conn, sql.SET_SEGMENT_TRACKING,
-                         (enabled, now, enabled, now, workspace_id, segment_id))
-        return self.get_segment(workspace_id, segment_id)
 
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]

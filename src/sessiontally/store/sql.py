@@ -1,5 +1,6 @@
-"""The statements both engines share, written once: the reads (``SqlReads``) and every
-write statement whose text is the same on SQLite and PostgreSQL.
+"""The statements both engines share, written once: the reads (``SqlReads``), every
+write statement whose text is the same on SQLite and PostgreSQL, and the writes whose
+steps are the same too (``SqlWrites``: apps, keys, segment tracking).
 
 Statements use ``?`` placeholders, SQLite's style; the PostgreSQL engine turns them into
 psycopg's ``%s`` in one function (``postgres._execute``). A boolean column is compared
@@ -16,8 +17,10 @@ the series read (each engine's cheapest plan); and the column types of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import orjson
 
@@ -86,6 +89,88 @@ def segment_from_row(row: Sequence[Any]) -> Segment:
     return Segment(int(ws), int(key), str(sid), str(name), str(description),
                    tuple(orjson.loads(str(tags))), str(filter_json), bool(enabled),
                    since, int(created), int(updated))
+
+
+class Cursor(Protocol):
+    """What the shared writes read from a statement they ran."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+
+class SharedStatements(Protocol):
+    """A write transaction that runs the statements of this module (``?`` placeholders)."""
+
+    def execute(self, statement: str, params: Sequence[Any], /) -> Cursor: ...
+
+
+def one_row(cursor: Cursor) -> tuple[Any, ...]:
+    """The row of a statement that always returns one (an aggregate)."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
+class SqlWrites:
+    """Mixin: the Store's writes whose statements and steps are the same on both engines,
+    over ``_shared_transaction``, which each engine provides, and ``_lock_workspace``,
+    which serialises allocations within a workspace where the transaction alone does not
+    (SQLite's ``BEGIN IMMEDIATE`` already locks the whole database)."""
+
+    def _shared_transaction(self) -> AbstractContextManager[SharedStatements]:
+        raise NotImplementedError
+
+    def _lock_workspace(self, tx: SharedStatements, workspace_id: int) -> None:
+        pass
+
+    get_segment: Callable[[int, str], Segment | None]  # SqlReads's
+
+    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)
+            (app_key,) = one_row(tx.execute(NEXT_APP_KEY, (workspace_id,)))
+            tx.execute(INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time())))
+        return App(workspace_id, int(app_key), app_id, name, platform)
+
+    def create_key(
+        self,
+        workspace_id: int,
+        name: str,
+        key_hash: bytes,
+        key_prefix: str,
+        permissions: Sequence[str],
+        allowed_ips: Sequence[str],
+    ) -> int:
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)
+            (key_id,) = one_row(tx.execute(NEXT_KEY_ID, (workspace_id,)))
+            tx.execute(INSERT_KEY, (workspace_id, key_id, name, key_hash, key_prefix,
+                                    " ".join(permissions), " ".join(allowed_ips), int(time.time())))
+        return int(key_id)
+
+    def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
+        with self._shared_transaction() as tx:
+            return tx.execute(REVOKE_KEY, (int(time.time()), workspace_id, key_hash, key_id)).rowcount > 0
+
+    def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
+        with self._shared_transaction() as tx:
+            tx.execute(TOUCH_KEY, (seen_at, workspace_id, key_id))
+
+    def set_segment_tracking(
+        self, workspace_id: int, segment_id: str, enabled: bool, now: int
+    ) -> Segment | None:
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)
+            row = tx.execute(SEGMENT_TRACKING, (workspace_id, segment_id)).fetchone()
+            if row is None:
+                return None
+            if bool(row[0]) != enabled:
+                if enabled:
+                    check_tracking_room(one_row(tx.execute(COUNT_TRACKED, (workspace_id,)))[0])
+                tx.execute(SET_SEGMENT_TRACKING, (enabled, now, enabled, now, workspace_id, segment_id))
+        return self.get_segment(workspace_id, segment_id)
 
 
 # ----------------------------------------------------------------------------- reads

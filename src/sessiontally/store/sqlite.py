@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 from . import sql
 from .base import (
-    App,
     Classifier,
     NewSession,
     RecordOutcome,
@@ -31,7 +30,7 @@ from .base import (
     Workspace,
 )
 from .rollup import DAY, HOUR, QUARTER, coarse_increments, plan_series_read, rollup_increments
-from .sql import SqlReads
+from .sql import SharedStatements, SqlReads, SqlWrites
 from .sqlite_connections import READ_CACHE_ENTRIES, SqliteConnections
 
 _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 parameters)
@@ -67,7 +66,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore(SqlReads):
+class SqliteStore(SqlWrites, SqlReads):
     """Store on a SQLite file. One connection per thread; safe across worker processes."""
 
     reads_never_block: ClassVar[bool] = True  # WAL: a reader never waits for a writer
@@ -86,6 +85,9 @@ class SqliteStore(SqlReads):
 
     def close(self) -> None:
         self.connections.close()
+
+    def _shared_transaction(self) -> AbstractContextManager[SharedStatements]:
+        return self.connections.write()  # (BEGIN IMMEDIATE: no other writer meanwhile)
 
     def migrate(self) -> int:
         """Apply pending migrations (idempotent, safe when several processes start at once)."""
@@ -121,37 +123,7 @@ class SqliteStore(SqlReads):
 
     # ---------------------------------------------------------------------- apps
 
-    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
-        with self.connections.write() as conn:  # (BEGIN IMMEDIATE: no other writer meanwhile)
-            (app_key,) = conn.execute(sql.NEXT_APP_KEY, (workspace_id,)).fetchone()
-            conn.execute(sql.INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time())))
-        return App(workspace_id, app_key, app_id, name, platform)
-
     # ------------------------------------------------------------------ API keys
-
-    def create_key(
-        self,
-        workspace_id: int,
-        name: str,
-        key_hash: bytes,
-        key_prefix: str,
-        permissions: Sequence[str],
-        allowed_ips: Sequence[str],
-    ) -> int:
-        with self.connections.write() as conn:
-            (key_id,) = conn.execute(sql.NEXT_KEY_ID, (workspace_id,)).fetchone()
-            conn.execute(sql.INSERT_KEY, (workspace_id, key_id, name, key_hash, key_prefix,
-                                          " ".join(permissions), " ".join(allowed_ips), int(time.time())))
-        return int(key_id)
-
-    def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool:
-        with self.connections.write() as conn:
-            cursor = conn.execute(sql.REVOKE_KEY, (int(time.time()), workspace_id, key_hash, key_id))
-            return cursor.rowcount > 0
-
-    def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
-        with self.connections.write() as conn:
-            conn.execute(sql.TOUCH_KEY, (seen_at, workspace_id, key_id))
 
     # --------------------------------------------------------- users and segments
 
@@ -190,20 +162,6 @@ class SqliteStore(SqlReads):
         segment = self.get_segment(workspace_id, segment_id)
         assert segment is not None
         return segment
-
-    def set_segment_tracking(
-        self, workspace_id: int, segment_id: str, enabled: bool, now: int
-    ) -> Segment | None:
-        with self.connections.write() as conn:
-            row = conn.execute(sql.SEGMENT_TRACKING, (workspace_id, segment_id)).fetchone()
-            if row is None:
-                return None
-            if bool(row[0]) != enabled:
-                if enabled:
-                    sql.check_tracking_room(conn.execute(sql.COUNT_TRACKED, (workspace_id,)).fetchone()[0])
-                conn.execute(sql.SET_SEGMENT_TRACKING,
-                             (int(enabled), now, int(enabled), now, workspace_id, segment_id))
-        return self.get_segment(workspace_id, segment_id)
 
     # ------------------------------------------------------------------ sessions
 
