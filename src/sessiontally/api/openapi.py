@@ -92,6 +92,15 @@ def _examples(**named: tuple[str, Any]) -> dict[str, Any]:
     return {name: {"summary": summary, "value": value} for name, (summary, value) in named.items()}
 
 
+def _batch_refusal(item_schema: str) -> dict[str, Any]:
+    """A 400 body for a batch: the message, and per-item errors of ``item_schema``."""
+    return {
+        "type": "object", "required": ["message"],
+        "properties": {"message": {"type": "string"}, "errors": {
+            "type": "array", "items": {"$ref": f"#/components/schemas/{item_schema}"}}},
+    }
+
+
 def _json_body(schema: dict[str, Any], **examples: tuple[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema, "examples": _examples(**examples)}}
 
@@ -354,12 +363,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "body of the wrong shape, or no valid item",
                             "headers": _RATE_HEADERS,
                             "content": _json_body(
-                                {
-                                    "type": "object", "required": ["message"],
-                                    "properties": {"message": {"type": "string"}, "errors": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/ItemError"}}},
-                                },
+                                _batch_refusal("ItemError"),
                                 nothing_valid=("no valid item", {
                                     "message": "no valid sessions in the request",
                                     "errors": [{"index": 0, "message": "'started_at' must not be "
@@ -437,12 +441,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "body of the wrong shape or not JSON, or nothing valid in it",
                             "headers": _RATE_HEADERS,
                             "content": _json_body(
-                                {
-                                    "type": "object", "required": ["message"],
-                                    "properties": {"message": {"type": "string"}, "errors": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/UserItemError"}}},
-                                },
+                                _batch_refusal("UserItemError"),
                                 nothing_valid=("no valid attributes object", {
                                     "message": "no valid attributes objects in the request",
                                     "errors": [{"index": 0, "message": "'external_id' is required"}],
