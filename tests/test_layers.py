@@ -35,7 +35,8 @@ LAYERS = (
           False, DRIVERS | WEB),
     Layer("adapters", frozenset({"store", "ratelimit"}), True, WEB),
     Layer("pure", frozenset({"timeparse", "buckets", "series_query", "ingest", "attributes",
-                             "segments", "ipallow", "keys", "limits"}), False, DRIVERS | WEB),
+                             "segments", "ipallow", "keys", "limits", "sessionize",
+                             "tracking"}), False, DRIVERS | WEB),
     Layer("foundation", frozenset({"", "config", "errors"}), True, DRIVERS | WEB),
 )
 

@@ -45,7 +45,7 @@ OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 NOT_TENANT = {"workspaces", "schema_migrations"}  # reference tables on Citus
 TENANT_TABLES = {"apps", "api_keys", "sessions", "session_counts", "session_counts_coarse", "users",
-                 "segments", "rate_windows"}
+                 "segments", "rate_windows", "events", "derived_sessions", "app_message_counts"}
 WORKSPACE_ID = 987_654_321  # distinctive, so that finding it among the parameters means something
 
 # A reference to a table by a statement (SQL keywords are upper case in this code base,
@@ -139,7 +139,8 @@ def documented_distribution() -> dict[str, str]:
 def test_every_primary_key_begins_with_workspace_id(store, engine):
     tables = schema(store, engine)
     expected = {"workspaces", "schema_migrations", "apps", "api_keys", "sessions",
-                "session_counts", "session_counts_coarse", "users", "segments"}
+                "session_counts", "session_counts_coarse", "users", "segments", "events",
+                "derived_sessions", "app_message_counts"}
     if engine == "postgres":
         expected.add("rate_windows")  # SQLite keeps its counters in a sidecar file
     assert set(tables) == expected, "a new table: add it here and to docs/operations.md"

@@ -45,6 +45,22 @@ def query_may_hold_key(pairs: Iterable[tuple[str, str]]) -> bool:
     return any(name == "api_key" or KEY_PREFIX in name or KEY_PREFIX in value for name, value in pairs)
 
 
+# Write keys (the tracking API's per-app credential) are not secrets: they ship inside
+# web pages and apps, can only add events to their own app, and are stored as they are.
+WRITE_KEY_PREFIX = "wk_"
+_WRITE_KEY_FORMAT = re.compile(r"wk_([1-9][0-9]{0,17})_[A-Za-z0-9]{16,64}", re.ASCII)
+
+
+def generate_write_key(workspace_id: int) -> str:
+    return f"{WRITE_KEY_PREFIX}{workspace_id}_{secrets.token_hex(16)}"
+
+
+def write_key_workspace(key: str) -> int | None:
+    """The workspace id a well-formed write key names, or None for anything else."""
+    match = _WRITE_KEY_FORMAT.fullmatch(key)
+    return int(match.group(1)) if match else None
+
+
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 

@@ -25,6 +25,10 @@ class App:
     app_id: str
     name: str
     platform: str | None
+    write_key: str = ""  # the tracking API's credential for this app (not a secret)
+    session_timeout_s: int = 1800  # sessions derived from its events (CONTRACT section 11)
+    allowed_origins: tuple[str, ...] = ()  # browser origins its write key works from; empty = any
+    event_limit: int = 10_000_000  # tracking-API messages per UTC hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,19 @@ class NewSession(NamedTuple):
     app_key: int
     started_at: int
     ended_at: int | None
+
+
+class NewEvent(NamedTuple):
+    """A validated tracking-API message, ready to record (times in microseconds since the
+    epoch). ``person`` is its anonymousId, else its userId."""
+
+    message_id: str
+    type: str
+    event: str | None
+    person: str
+    user_id: str | None
+    occurred_at: int
+    received_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +151,22 @@ class Store(Protocol):
     def find_workspace(self, name: str) -> Workspace | None: ...
 
     # apps
-    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App: ...
+    def create_app(
+        self, workspace_id: int, app_id: str, name: str, platform: str | None,
+        write_key: str | None = None,
+    ) -> App: ...
     def find_app(self, workspace_id: int, app_id: str) -> App | None: ...
+    def find_app_by_write_key(self, workspace_id: int, write_key: str) -> App | None: ...
     def list_apps(self, workspace_id: int) -> list[App]: ...
+    def set_write_key(self, workspace_id: int, app_key: int, write_key: str) -> bool: ...
+    def update_app(
+        self,
+        workspace_id: int,
+        app_key: int,
+        session_timeout_s: int | None = None,
+        allowed_origins: Sequence[str] | None = None,
+        event_limit: int | None = None,
+    ) -> bool: ...
 
     # API keys
     def create_key(
@@ -180,10 +210,28 @@ class Store(Protocol):
     def record_sessions(
         self, workspace_id: int, sessions: Sequence[NewSession], classify: Classifier | None = None
     ) -> RecordOutcome: ...
+    def record_events(
+        self,
+        workspace_id: int,
+        app: App,
+        events: Sequence[NewEvent],
+        now_us: int,
+        classify: Classifier | None = None,
+    ) -> RecordOutcome:
+        """Record a batch of tracking-API messages in one transaction: those whose
+        (app, messageId) is new are stored, and the activity among them updates the
+        derived sessions and their counts (CONTRACT section 11). The batch first takes
+        ``len(events)`` from the app's hourly message limit: ``RateLimited`` if it would
+        go over (then nothing is recorded)."""
+        ...
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]: ...
     def count_raw_sessions(self, workspace_id: int) -> int: ...
+    def derived_sessions(self, workspace_id: int, app_key: int) -> list[tuple[str, int, int]]:
+        """Every derived session of an app as ``(person, started_at, ended_at)`` (tests,
+        integrity checks)."""
+        ...
     def count_raw_in_range(
         self, workspace_id: int, app_key: int, start_us: int, end_us: int
     ) -> int: ...

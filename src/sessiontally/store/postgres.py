@@ -25,9 +25,11 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import DuplicateName, StoreUnavailable
-from . import sql
+from . import derived, sql
 from .base import (
+    App,
     Classifier,
+    NewEvent,
     NewSession,
     RecordOutcome,
     Segment,
@@ -260,6 +262,50 @@ class PostgresStore(SqlWrites, SqlReads):
                     (workspace_id, apps, segs, grains, firsts, counts),
                 )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
+
+    def record_events(
+        self,
+        workspace_id: int,
+        app: App,
+        events: Sequence[NewEvent],
+        now_us: int,
+        classify: Classifier | None = None,
+    ) -> RecordOutcome:
+        unique: dict[str, NewEvent] = {}
+        for event in events:
+            unique.setdefault(event.message_id, event)
+        ordered = sorted(unique.values(), key=lambda e: e.message_id)
+        with self._tx() as conn:
+            tx = _SharedStatements(conn)
+            derived.take_messages(tx, workspace_id, app, len(events), now_us)
+            # (Per engine: one statement over arrays, and RETURNING says which rows went in.)
+            inserted = conn.execute(
+                "INSERT INTO events (workspace_id, app_key, message_id, type, event, person,"
+                " user_id, occurred_at, received_at)"
+                " SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::bigint[], %s::bigint[]) ORDER BY 3"
+                " ON CONFLICT (workspace_id, app_key, message_id) DO NOTHING RETURNING message_id",
+                (
+                    workspace_id,
+                    app.app_key,
+                    [e.message_id for e in ordered],
+                    [e.type for e in ordered],
+                    [e.event for e in ordered],
+                    [e.person for e in ordered],
+                    [e.user_id for e in ordered],
+                    [e.occurred_at for e in ordered],
+                    [e.received_at for e in ordered],
+                ),
+            ).fetchall()
+            new_ids = {row[0] for row in inserted}
+            fresh = [e for e in ordered if e.message_id in new_ids]
+
+            def execute_many(statement: str, rows: Sequence[Sequence[object]]) -> None:
+                with conn.cursor() as cursor:
+                    cursor.executemany(_psycopg(statement), rows)
+
+            derived.derive(tx, execute_many, workspace_id, app, fresh, classify)
+        return RecordOutcome(recorded=len(fresh), duplicates=len(events) - len(fresh))
 
     @staticmethod
     def _classify(

@@ -24,9 +24,14 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..keys import generate_write_key
 from .base import MAX_TRACKED_SEGMENTS, ApiKey, App, Segment, TrackingLimitError, Workspace
 from .rollup import DAY, HOUR
 
+APP_COLUMNS = (
+    "workspace_id, app_key, app_id, name, platform, write_key, session_timeout_s,"
+    " allowed_origins, event_limit"
+)
 SEGMENT_COLUMNS = (
     "workspace_id, segment_key, segment_id, name, description, tags, filter,"
     " analytics_enabled, tracking_since, created_at, updated_at"
@@ -39,8 +44,14 @@ RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (
 
 NEXT_APP_KEY = "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = ?"
 INSERT_APP = (
-    "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at, write_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SET_WRITE_KEY = "UPDATE apps SET write_key = ? WHERE workspace_id = ? AND app_key = ?"
+UPDATE_APP = (
+    "UPDATE apps SET session_timeout_s = COALESCE(?, session_timeout_s),"
+    " allowed_origins = COALESCE(?, allowed_origins), event_limit = COALESCE(?, event_limit)"
+    " WHERE workspace_id = ? AND app_key = ?"
 )
 
 NEXT_KEY_ID = "SELECT COALESCE(MAX(key_id), 0) + 1 FROM api_keys WHERE workspace_id = ?"
@@ -84,6 +95,12 @@ def check_tracking_room(tracked: int) -> None:
         )
 
 
+def app_from_row(row: Sequence[Any]) -> App:
+    ws, key, app_id, name, platform, write_key, timeout, origins, limit = row
+    return App(int(ws), int(key), str(app_id), str(name), platform, str(write_key),
+               int(timeout), tuple(str(origins).split()), int(limit))
+
+
 def segment_from_row(row: Sequence[Any]) -> Segment:
     ws, key, sid, name, description, tags, filter_json, enabled, since, created, updated = row
     return Segment(int(ws), int(key), str(sid), str(name), str(description),
@@ -98,6 +115,8 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
 
     def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
 
 
 class SharedStatements(Protocol):
@@ -127,12 +146,34 @@ class SqlWrites:
 
     get_segment: Callable[[int, str], Segment | None]  # SqlReads's
 
-    def create_app(self, workspace_id: int, app_id: str, name: str, platform: str | None) -> App:
+    def create_app(
+        self, workspace_id: int, app_id: str, name: str, platform: str | None,
+        write_key: str | None = None,
+    ) -> App:
+        write_key = write_key or generate_write_key(workspace_id)
         with self._shared_transaction() as tx:
             self._lock_workspace(tx, workspace_id)
             (app_key,) = one_row(tx.execute(NEXT_APP_KEY, (workspace_id,)))
-            tx.execute(INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time())))
-        return App(workspace_id, int(app_key), app_id, name, platform)
+            tx.execute(INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time()),
+                                    write_key))
+        return App(workspace_id, int(app_key), app_id, name, platform, write_key)
+
+    def set_write_key(self, workspace_id: int, app_key: int, write_key: str) -> bool:
+        with self._shared_transaction() as tx:
+            return tx.execute(SET_WRITE_KEY, (write_key, workspace_id, app_key)).rowcount > 0
+
+    def update_app(
+        self,
+        workspace_id: int,
+        app_key: int,
+        session_timeout_s: int | None = None,
+        allowed_origins: Sequence[str] | None = None,
+        event_limit: int | None = None,
+    ) -> bool:
+        origins = None if allowed_origins is None else " ".join(allowed_origins)
+        with self._shared_transaction() as tx:
+            return tx.execute(UPDATE_APP, (session_timeout_s, origins, event_limit,
+                                           workspace_id, app_key)).rowcount > 0
 
     def create_key(
         self,
@@ -201,19 +242,24 @@ class SqlReads:
 
     def find_app(self, workspace_id: int, app_id: str) -> App | None:
         row = self._fetch_one(
-            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
-            " WHERE workspace_id = ? AND app_id = ?",
+            f"SELECT {APP_COLUMNS} FROM apps WHERE workspace_id = ? AND app_id = ?",
             (workspace_id, app_id),
         )
-        return App(*row) if row else None
+        return app_from_row(row) if row else None
+
+    def find_app_by_write_key(self, workspace_id: int, write_key: str) -> App | None:
+        row = self._fetch_one(
+            f"SELECT {APP_COLUMNS} FROM apps WHERE workspace_id = ? AND write_key = ?",
+            (workspace_id, write_key),
+        )
+        return app_from_row(row) if row else None
 
     def list_apps(self, workspace_id: int) -> list[App]:
         rows = self._fetch_all(
-            "SELECT workspace_id, app_key, app_id, name, platform FROM apps"
-            " WHERE workspace_id = ? ORDER BY app_key",
+            f"SELECT {APP_COLUMNS} FROM apps WHERE workspace_id = ? ORDER BY app_key",
             (workspace_id,),
         )
-        return [App(*row) for row in rows]
+        return [app_from_row(row) for row in rows]
 
     def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None:
         row = self._fetch_one(
@@ -257,13 +303,25 @@ class SqlReads:
         return int(row[0]) if row else 0
 
     def count_raw_in_range(self, workspace_id: int, app_key: int, start_us: int, end_us: int) -> int:
-        """Brute force over raw sessions (off-grid zone rules, integrity checks, tests)."""
+        """Brute force over raw sessions, recorded and derived (off-grid zone rules,
+        integrity checks, tests)."""
+        params = (workspace_id, app_key, app_key, start_us, end_us)
         row = self._fetch_one(
-            "SELECT COUNT(*) FROM sessions WHERE workspace_id = ?"
-            " AND (? = 0 OR app_key = ?) AND started_at >= ? AND started_at < ?",
-            (workspace_id, app_key, app_key, start_us, end_us),
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE workspace_id = ?"
+            " AND (? = 0 OR app_key = ?) AND started_at >= ? AND started_at < ?)"
+            " + (SELECT COUNT(*) FROM derived_sessions WHERE workspace_id = ?"
+            " AND (? = 0 OR app_key = ?) AND started_at >= ? AND started_at < ?)",
+            params + params,
         )
         return int(row[0]) if row else 0
+
+    def derived_sessions(self, workspace_id: int, app_key: int) -> list[tuple[str, int, int]]:
+        rows = self._fetch_all(
+            "SELECT person, started_at, ended_at FROM derived_sessions WHERE workspace_id = ?"
+            " AND app_key = ? ORDER BY person, started_at",
+            (workspace_id, app_key),
+        )
+        return [(str(p), int(s), int(e)) for p, s, e in rows]
 
     def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int:
         """All sessions in the rollup for one (app, segment) key: an integrity check. Every

@@ -19,9 +19,11 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import sql
+from . import derived, sql
 from .base import (
+    App,
     Classifier,
+    NewEvent,
     NewSession,
     RecordOutcome,
     Segment,
@@ -41,6 +43,11 @@ SORTED_INSERT_MIN_ROWS = 20_000
 _INSERT_NEW_SESSION = (
     "INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, session_id) DO NOTHING"
+)
+_INSERT_NEW_EVENT = (
+    "INSERT INTO events (workspace_id, app_key, message_id, type, event, person, user_id,"
+    " occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (workspace_id, app_key, message_id) DO NOTHING"
 )
 _USERS_IN = (
     "SELECT external_id, attributes FROM users WHERE workspace_id = ? AND external_id IN ({marks})"
@@ -201,6 +208,37 @@ class SqliteStore(SqlWrites, SqlReads):
             [(workspace_id, *row) for row in coarse_increments(quarters)],
         )
         return RecordOutcome(recorded=len(fresh), duplicates=len(sessions) - len(fresh))
+
+    def record_events(
+        self,
+        workspace_id: int,
+        app: App,
+        events: Sequence[NewEvent],
+        now_us: int,
+        classify: Classifier | None = None,
+    ) -> RecordOutcome:
+        return self.connections.write_grouped(
+            lambda conn: self._record_events(conn, workspace_id, app, events, now_us, classify)
+        )
+
+    @staticmethod
+    def _record_events(
+        conn: sqlite3.Connection,
+        workspace_id: int,
+        app: App,
+        events: Sequence[NewEvent],
+        now_us: int,
+        classify: Classifier | None,
+    ) -> RecordOutcome:
+        derived.take_messages(conn, workspace_id, app, len(events), now_us)
+        insert = conn.execute
+        fresh = [
+            e for e in events
+            if insert(_INSERT_NEW_EVENT, (workspace_id, app.app_key, e.message_id, e.type, e.event,
+                                          e.person, e.user_id, e.occurred_at, e.received_at)).rowcount
+        ]
+        derived.derive(conn, conn.executemany, workspace_id, app, fresh, classify)
+        return RecordOutcome(recorded=len(fresh), duplicates=len(events) - len(fresh))
 
     @staticmethod
     def _insert_new(

@@ -1,0 +1,158 @@
+"""Derived sessions in the store: the steps of recording a batch of tracking-API messages
+that are the same on both engines, over a write transaction (``SharedStatements``,
+``?`` placeholders).
+
+* ``take_messages``: the app's hourly message limit, one counter row per app and UTC
+  hour, raised in the batch's own transaction (so a batch rolled back gives its count
+  back). On PostgreSQL the counter's row lock also serialises an app's batches, so two
+  batches never derive sessions of the same person at once.
+* ``derive``: for each person of the batch, the stored sessions its new activity can
+  touch (one key range), the changes ``sessionize.resolve`` makes of them, and the
+  rollup's increments: -1 where a session no longer starts, +1 where one now does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from ..errors import RateLimited
+from ..sessionize import Activity, Interval, resolve, window
+from ..tracking import ACTIVITY_TYPES
+from .base import App, Classifier, NewEvent, TrackedSegment
+from .rollup import ALL_APPS, ALL_USERS, QUARTER_US, coarse_increments
+from .sql import TRACKED_SEGMENTS, SharedStatements, one_row
+
+HOUR_US = 3_600_000_000
+OVER_MESSAGE_LIMIT = "Over the app's hourly message limit"
+
+TAKE_MESSAGES = (
+    "INSERT INTO app_message_counts (workspace_id, app_key, hour, messages) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (workspace_id, app_key, hour)"
+    " DO UPDATE SET messages = app_message_counts.messages + excluded.messages"
+    " RETURNING messages"
+)
+NEAR_SESSIONS = (
+    "SELECT started_at, ended_at, segment_keys FROM derived_sessions"
+    " WHERE workspace_id = ? AND app_key = ? AND person = ? AND ended_at >= ? AND started_at <= ?"
+    " ORDER BY ended_at"
+)
+DELETE_SESSION = (
+    "DELETE FROM derived_sessions WHERE workspace_id = ? AND app_key = ? AND person = ?"
+    " AND ended_at = ?"
+)
+INSERT_SESSION = (
+    "INSERT INTO derived_sessions (workspace_id, app_key, person, ended_at, started_at,"
+    " segment_keys) VALUES (?, ?, ?, ?, ?, ?)"
+)
+USER_ATTRIBUTES = "SELECT attributes FROM users WHERE workspace_id = ? AND external_id = ?"
+ADD_QUARTERS = (
+    "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
+    " DO UPDATE SET sessions = session_counts.sessions + excluded.sessions"
+)
+ADD_COARSE = (
+    "INSERT INTO session_counts_coarse (workspace_id, app_key, segment_key, grain,"
+    " first_quarter, sessions) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (workspace_id, app_key, segment_key, grain, first_quarter)"
+    " DO UPDATE SET sessions = session_counts_coarse.sessions + excluded.sessions"
+)
+
+# The engine's way of running one statement for many parameter rows.
+ExecuteMany = Callable[[str, Sequence[Sequence[object]]], object]
+
+
+def take_messages(tx: SharedStatements, workspace_id: int, app: App, count: int, now_us: int) -> None:
+    """Count ``count`` messages against the app's limit for this UTC hour, or raise
+    RateLimited (the caller's transaction then rolls the count back)."""
+    hour = now_us // HOUR_US
+    (taken,) = one_row(tx.execute(TAKE_MESSAGES, (workspace_id, app.app_key, hour, count)))
+    if int(taken) > app.event_limit:
+        raise RateLimited(OVER_MESSAGE_LIMIT, (hour + 1) * 3600)
+
+
+def derive(
+    tx: SharedStatements,
+    execute_many: ExecuteMany,
+    workspace_id: int,
+    app: App,
+    fresh: Sequence[NewEvent],
+    classify: Classifier | None,
+) -> None:
+    """Update the derived sessions and the rollup for the newly recorded ``fresh``."""
+    by_person: dict[str, list[Activity]] = {}
+    for event in fresh:
+        if event.type in ACTIVITY_TYPES:
+            by_person.setdefault(event.person, []).append(Activity(event.occurred_at, event.user_id))
+    if not by_person:
+        return
+    timeout_us = app.session_timeout_s * 1_000_000
+    key = (workspace_id, app.app_key)
+    deltas: Counter[tuple[int, int, int]] = Counter()  # (app, segment, quarter) -> sessions
+    removals: list[tuple[object, ...]] = []
+    inserts: list[tuple[str, int, int, tuple[int, ...] | None, str | None]] = []
+    for person in sorted(by_person):  # (a fixed order: concurrent writers lock alike)
+        times = by_person[person]
+        lo, hi = window(times, timeout_us)
+        stored = [
+            Interval(int(start), int(end), _keys(segment_keys))
+            for start, end, segment_keys in tx.execute(NEAR_SESSIONS, (*key, person, lo, hi)).fetchall()
+        ]
+        changes = resolve(stored, times, timeout_us)
+        for gone in changes.removed:
+            removals.append((*key, person, gone.ended_at))
+            _count(deltas, app.app_key, gone.started_at, gone.segments, -1)
+        for new in changes.added:
+            inserts.append((person, new.started_at, new.ended_at, new.segments, new.user_id))
+    memberships = _classify(tx, workspace_id, inserts, classify)
+    rows = []
+    for (person, start, end, kept, user_id) in inserts:
+        segments: Sequence[int] = kept if kept is not None else (
+            memberships.get(user_id, ()) if user_id is not None else ())
+        rows.append((*key, person, end, start, " ".join(map(str, segments))))
+        _count(deltas, app.app_key, start, segments, +1)
+    if removals:
+        execute_many(DELETE_SESSION, removals)
+    if rows:
+        execute_many(INSERT_SESSION, rows)
+    quarters = sorted((*k, n) for k, n in deltas.items() if n)
+    if quarters:
+        execute_many(ADD_QUARTERS, [(workspace_id, *row) for row in quarters])
+        coarse = [row for row in coarse_increments(quarters) if row[-1]]
+        execute_many(ADD_COARSE, [(workspace_id, *row) for row in coarse])
+
+
+def _keys(text: str) -> tuple[int, ...]:
+    return tuple(int(k) for k in str(text).split())
+
+
+def _count(
+    deltas: Counter[tuple[int, int, int]], app_key: int, started_at: int,
+    segments: Sequence[int], sign: int,
+) -> None:
+    quarter = started_at // QUARTER_US
+    for segment_key in (ALL_USERS, *segments):
+        deltas[(app_key, segment_key, quarter)] += sign
+        deltas[(ALL_APPS, segment_key, quarter)] += sign
+
+
+def _classify(
+    tx: SharedStatements,
+    workspace_id: int,
+    inserts: Sequence[tuple[str, int, int, tuple[int, ...] | None, str | None]],
+    classify: Classifier | None,
+) -> dict[str, Sequence[int]]:
+    """The tracked segments each user of a new session matches now (read inside the
+    recording transaction)."""
+    users = sorted({user for _, _, _, segments, user in inserts if segments is None and user is not None})
+    if classify is None or not users:
+        return {}
+    tracked = [TrackedSegment(k, f) for k, f in tx.execute(TRACKED_SEGMENTS, (workspace_id,)).fetchall()]
+    if not tracked:
+        return {}
+    stored = {}
+    for user in users:
+        row = tx.execute(USER_ATTRIBUTES, (workspace_id, user)).fetchone()
+        if row is not None:
+            stored[user] = str(row[0])
+    return dict(classify(tracked, users, stored))
