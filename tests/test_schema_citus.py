@@ -37,7 +37,7 @@ import sessiontally
 from sessiontally.config import sqlite_file
 from sessiontally.ratelimit import RATE_COUNTERS_SUFFIX, FileRateLimiter
 from sessiontally.store import open_store
-from sessiontally.store.base import NewSession, Store, TrackedSegment
+from sessiontally.store.base import NewEvent, NewSession, Store, TrackedSegment
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = Path(sessiontally.__file__).resolve().parent
@@ -323,14 +323,29 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert store.record_sessions(w, sessions, classify_everyone).recorded == 5
         assert store.record_sessions(w, sessions[:2], classify_everyone).duplicates == 2
     quarter = now_us // 900_000_000
+    with recorder.calling("find_app_by_write_key"):
+        assert store.find_app_by_write_key(w, app.write_key) == app
+    with recorder.calling("set_write_key"):
+        assert store.set_write_key(w, app.app_key, f"wk_{w}_" + "0" * 32)
+    with recorder.calling("update_app"):
+        assert store.update_app(w, app.app_key, session_timeout_s=600, allowed_origins=["https://a.example"])
+    app = store.find_app(w, "app-uuid")
+    assert app is not None
+    events = [NewEvent(f"m{i}", "track", "Signed Up", f"u{i % 2}", f"u{i % 2}", now_us - i * 900_000_000,
+                       now_us) for i in range(4)]
+    with recorder.calling("record_events"):
+        assert store.record_events(w, app, events, now_us, classify_everyone).recorded == 4
+        assert store.record_events(w, app, events[:1], now_us, classify_everyone).duplicates == 1
+    with recorder.calling("derived_sessions"):
+        assert len(store.derived_sessions(w, app.app_key)) == 4
     with recorder.calling("count_by_quarters"):
-        assert sum(store.count_by_quarters(w, 0, 0, [quarter - 10, quarter + 1])) == 5
+        assert sum(store.count_by_quarters(w, 0, 0, [quarter - 20, quarter + 1])) == 9
     with recorder.calling("count_raw_sessions"):
         assert store.count_raw_sessions(w) == 5
     with recorder.calling("count_raw_in_range"):
-        assert store.count_raw_in_range(w, app.app_key, 0, now_us + 1) == 5
+        assert store.count_raw_in_range(w, app.app_key, 0, now_us + 1) == 9
     with recorder.calling("rollup_total"):
-        assert store.rollup_total(w, 0, segment.segment_key) == 5
+        assert store.rollup_total(w, 0, segment.segment_key) == 9
     with recorder.calling("pinned_reads"), store.pinned_reads():
         assert store.get_workspace(w) == ws
     with recorder.calling("change_token"):
