@@ -19,7 +19,7 @@ from ..config import Settings
 from ..errors import Unavailable
 from ..service import Service
 from . import logging as access_logging
-from . import meta, segments, sessions, users
+from . import meta, script, segments, sessions, users
 from .errors import EXCEPTION_HANDLERS
 from .gate import Gate
 from .http import ScopeEndpoint
@@ -40,6 +40,7 @@ ROUTES = [
     Route("/healthz", meta.healthz, methods=["GET"]),
     Route("/openapi.json", meta.openapi_json, methods=["GET"]),
     Route("/docs", meta.docs, methods=["GET"]),
+    Route("/js/sessiontally.js", script.tracker, methods=["GET", "HEAD"]),
 ]
 
 
