@@ -62,6 +62,20 @@ def wait_for_series(  # type: ignore[no-untyped-def]
     assert series(server, t, query) == expected, "the series changed after it matched"
 
 
+def wait_for_total(server, t: Tenant, query: str, expected: int, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """``wait_for_series`` for the sum of the series (for events stamped now, whose bucket
+    depends on when the test runs)."""
+    deadline = time.monotonic() + timeout
+    seen = series(server, t, query)
+    while sum(seen) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = series(server, t, query)
+    assert sum(seen) == expected, f"{query}: {seen} sums to {sum(seen)}, not {expected}\n" \
+        f"server log:\n{server.stderr()[-3000:]}"
+    time.sleep(SETTLE_S)
+    assert sum(series(server, t, query)) == expected, "the series changed after it matched"
+
+
 def access_log(server) -> list[dict]:  # type: ignore[no-untyped-def]
     """The server's JSON access-log lines so far."""
     lines = []
