@@ -174,6 +174,8 @@ _TRACK_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 _SHORT = {"track": "t", "page": "p", "screen": "s", "identify": "i", "group": "g", "alias": "a"}
 _PERSON = {"type": ["string", "integer", "null"], "maxLength": limits.MAX_EXTERNAL_ID_LENGTH,
            "pattern": _NO_NUL}
+# Not typed: a value that is not a string names no app and is ignored.
+_APP_ID = {"description": "if a string, it must be the write key's own app id (else 401)"}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NO_NUL}
 
 
@@ -209,7 +211,7 @@ def _message_schema(kind: str | None) -> dict[str, Any]:
     if kind is not None:
         properties["writeKey"] = {"type": "string", "description": "the write key, when not sent "
                                                                    "as HTTP Basic"}
-        properties["appId"] = {"type": "string", "description": "if given, the write key's own app id"}
+        properties["appId"] = _APP_ID
     return schema
 
 
@@ -219,7 +221,7 @@ _BATCH_BODY = {
     "properties": {
         "batch": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/TrackMessage"}},
         "writeKey": {"type": "string", "description": "the write key, when not sent as HTTP Basic"},
-        "appId": {"type": "string", "description": "if given, the write key's own app id"},
+        "appId": _APP_ID,
         "sentAt": {"description": "accepted, not used"},
         "context": {"description": "accepted, not used"},
     },
