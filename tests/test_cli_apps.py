@@ -4,14 +4,17 @@ create``, through click's CliRunner on both engines."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TestDatabase
 
 from sessiontally import keys
 from sessiontally.cli import main
+
+if TYPE_CHECKING:
+    from conftest import TestDatabase
 
 
 def cli(db: TestDatabase, *args: str) -> Result:
