@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,8 +91,13 @@ def access_log(server) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 def require_node_modules() -> None:
-    """The npm packages the client tests run: a clear failure, not a skip, when missing."""
+    """The npm packages the client tests run, installed from the lockfile on first use
+    (so the README's test command works on a machine with Node and npm); a clear failure,
+    not a skip, when they cannot be."""
     assert shutil.which("node"), "node is not on PATH (the client tests run Node 20; .ci/run checks it)"
+    if not (NODE_MODULES / "@segment" / "analytics-node").is_dir() and shutil.which("npm"):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR,
+                       check=False, timeout=600)
     assert (NODE_MODULES / "@segment" / "analytics-node").is_dir(), (
         f"npm packages missing: run `npm ci` in {NODE_DIR} (.ci/run does)"
     )
