@@ -31,7 +31,8 @@ class Layer(NamedTuple):
 LAYERS = (
     Layer("entry points", frozenset({"__main__", "cli"}), False, frozenset()),
     Layer("HTTP", frozenset({"api"}), False, DRIVERS, frozenset({"store", "ratelimit"})),
-    Layer("use cases", frozenset({"service", "audience", "admin", "importer", "demo", "answers"}),
+    Layer("use cases", frozenset({"service", "audience", "admin", "importer", "demo", "answers",
+                           "intake"}),
           False, DRIVERS | WEB),
     Layer("adapters", frozenset({"store", "ratelimit"}), True, WEB),
     Layer("pure", frozenset({"timeparse", "buckets", "series_query", "ingest", "attributes",

@@ -17,14 +17,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from . import audience, buckets, ingest, ipallow, keys
+from . import audience, buckets, ingest, intake, ipallow, keys, tracking
 from .answers import AnswerCache
 from .config import Settings
 from .errors import Forbidden, InvalidInput, Unauthenticated, WouldBlock
 from .ratelimit import RateDecision, RateLimiter, open_limiter
 from .series_query import InvalidParameter, parse_series_query
 from .store import open_store
-from .store.base import ApiKey, NewSession, Store, Workspace
+from .store.base import ApiKey, App, NewSession, Store, Workspace
 
 log = logging.getLogger("sessiontally.service")
 
@@ -208,6 +208,33 @@ class Service:
         outcome = self.store.record_sessions(workspace.workspace_id, rows, self.classifier)
         return TrackResult(outcome.recorded, outcome.duplicates, error_list)
 
+    # ------------------------------------------------------------------ tracking API
+
+    def admit_write_key(self, write_key: str | None, origin: str | None) -> App:
+        """The app a tracking-API request writes to: Unauthenticated for a write key that
+        admits nobody, Forbidden for a browser origin the app does not accept. An
+        admitted key is remembered while the stored data are unchanged (rotating it, or
+        any other write, forgets it)."""
+        cache = self.answers.under(self.store.change_token())
+        remembered = (_WRITE_KEY, write_key)
+        app: App | None = cache.get(remembered) if cache is not None else None
+        if app is None:
+            app = intake.admit(self.store, write_key)
+            if cache is not None:
+                cache[remembered] = app
+        intake.check_origin(app, origin)
+        return app
+
+    def track_messages(
+        self, app: App, request: tracking.Request, path_type: str, body_size: int
+    ) -> dict[str, Any]:
+        """Record a tracking-API request's valid messages durably; the 200 body.
+        ``body_size``: the request's JSON size (messages are measured one by one only
+        when it could hold one over the limit)."""
+        now_us = int(self.clock() * 1_000_000)
+        return intake.record(self.store, app, request, path_type, now_us, self.classifier,
+                             body_size > tracking.MAX_MESSAGE_BYTES)
+
     # ------------------------------------------------------------------ export
 
     def data_series(
@@ -352,6 +379,7 @@ def _logged(work: Callable[[], None]) -> None:
 # Key prefixes of the answers the service keeps (one cache holds both kinds).
 _SERIES_ANSWER = "series-answer"
 _PRINCIPAL = "principal"
+_WRITE_KEY = "write-key"
 
 
 class _SeriesAnswer(NamedTuple):

@@ -213,14 +213,16 @@ def _content_id(message: dict[str, Any]) -> str:
 
 
 def validate_messages(
-    messages: list[Any], implied_type: str, received_us: int
+    messages: list[Any], implied_type: str, received_us: int, measure: bool = True
 ) -> tuple[list[tuple[int, TrackedMessage]], list[ItemError]]:
-    """Every message of a request: ``(valid, rejected)``, each with its index."""
+    """Every message of a request: ``(valid, rejected)``, each with its index. With
+    ``measure`` False, sizes are not checked (the whole request is within a message's
+    limit)."""
     valid: list[tuple[int, TrackedMessage]] = []
     rejected: list[ItemError] = []
     for index, message in enumerate(messages):
         try:
-            if message_size(message) > MAX_MESSAGE_BYTES:
+            if measure and message_size(message) > MAX_MESSAGE_BYTES:
                 raise ValueError(f"message exceeds {MAX_MESSAGE_BYTES // 1024} KB")
             valid.append((index, validate_message(message, implied_type, received_us)))
         except ValueError as exc:

@@ -19,7 +19,7 @@ from ..config import Settings
 from ..errors import Unavailable
 from ..service import Service
 from . import logging as access_logging
-from . import meta, segments, sessions, users
+from . import meta, segments, sessions, tracking, users
 from .errors import EXCEPTION_HANDLERS
 from .gate import Gate
 from .http import ScopeEndpoint
@@ -37,6 +37,7 @@ ROUTES = [
     Route("/users/track", users.track, methods=["POST"]),
     Route("/segments/list", segments.list_segments, methods=["GET"]),
     Route("/segments/details", segments.details, methods=["GET"]),
+    *(Route(path, tracking.receive, methods=["POST", "OPTIONS"]) for path in tracking.PATHS),
     Route("/healthz", meta.healthz, methods=["GET"]),
     Route("/openapi.json", meta.openapi_json, methods=["GET"]),
     Route("/docs", meta.docs, methods=["GET"]),
