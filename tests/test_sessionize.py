@@ -169,6 +169,15 @@ def test_a_new_session_takes_the_user_id_of_its_earliest_event():
     assert resolve([], acts([BASE]), T).added == [NewInterval(BASE, BASE, None, None)]
 
 
+def test_a_tie_at_the_earliest_time_does_not_depend_on_the_order_of_the_batch():
+    """Two first events at the same instant with different user ids: the smaller user id,
+    whatever the order in the batch (SQLite keeps a batch's order, PostgreSQL sorts it
+    by messageId)."""
+    for batch in ([Activity(BASE, "u2"), Activity(BASE, "u1")], [Activity(BASE, "u1"), Activity(BASE, "u2")],
+                  [Activity(BASE, None), Activity(BASE, "u2"), Activity(BASE, "u1")]):
+        assert resolve([], batch, T).added == [NewInterval(BASE, BASE, None, "u1")]
+
+
 def test_a_moved_start_keeps_the_membership():
     stored = [Interval(BASE, BASE + 10, (7,))]
     changes = resolve(stored, [Activity(BASE - T, "u3")], T)
@@ -258,7 +267,7 @@ def test_membership_comes_from_a_user_of_the_session(batches):
 @given(times_and_batches(users=True))
 def test_in_order_arrival_gives_each_session_the_user_of_its_first_event(batches):
     """Batches in time order (and each batch's events in any order): a session counts for
-    the user of its earliest event with a user id, as if every event came at once."""
+    the user of its earliest event with a user id (of two at once, the smaller id)."""
     everything = sorted((a for b in batches for a in b), key=lambda a: (a.at, a.user_id is None))
     ordered = sorted(everything, key=lambda a: a.at)
     # Re-cut the same events into time-ordered batches of the drawn sizes.
@@ -272,8 +281,8 @@ def test_in_order_arrival_gives_each_session_the_user_of_its_first_event(batches
     for start, end in sessionize([a.at for a in everything], T):
         events = [a for a in everything if start <= a.at <= end]
         first_batch = next(b for b in cut if any(start <= a.at <= end for a in b))
-        first_user = next((a.user_id for a in sorted(first_batch, key=lambda a: a.at)
-                           if start <= a.at <= end and a.user_id is not None), None)
+        with_user = [(a.at, a.user_id) for a in first_batch if start <= a.at <= end and a.user_id]
+        first_user = min(with_user)[1] if with_user else None  # a tie: the smaller user id
         assert state.stored[end].segments == membership(first_user), events
 
 

@@ -246,3 +246,21 @@ def test_derived_sessions_count_toward_tracked_segments_as_specified(store):
     # Without a classifier nothing counts toward segments.
     store.record_events(ws.workspace_id, app, [event("9", "ann", T0 + 99 * gap, user_id="bob")], T0)
     assert totals() == (5, 1, 1)
+
+
+def test_first_events_at_the_same_instant_give_the_same_membership_on_every_engine(store):
+    """Two first events at one instant with different user ids: the smaller user id
+    classifies the session, whatever the order of the batch (SQLite keeps it, PostgreSQL
+    sorts a batch by messageId)."""
+    ws = new_workspace(store)
+    app = new_app(store, ws)
+    us = store.create_segment(ws.workspace_id, str(uuid.uuid4()), "US", "", [], US, True, T0)
+    audience.track_users(store, ws, {"attributes": [
+        {"external_id": "ann", "country": "US"}, {"external_id": "bob", "country": "FR"},
+    ]}, T0)
+    classify = audience.SegmentClassifier()
+    store.record_events(ws.workspace_id, app, [event("m2", "p", T0, user_id="bob"),
+                                               event("m1", "p", T0, user_id="ann")], T0, classify)
+    store.record_events(ws.workspace_id, app, [event("n1", "q", T0, user_id="bob"),
+                                               event("n2", "q", T0, user_id="ann")], T0, classify)
+    assert store.rollup_total(ws.workspace_id, app.app_key, us.segment_key) == 2
