@@ -280,6 +280,14 @@ def test_messages_over_32_kb_are_rejected_each_on_its_own():
     assert rejected == [ItemError(1, "message exceeds 32 KB")]
 
 
+def test_sizes_are_not_measured_when_the_whole_request_is_within_a_message():
+    """``measure=False``: the caller knows the request is at most 32 KB, so no message is
+    measured (and none could be over)."""
+    big = track(properties={"p": "x" * MAX_MESSAGE_BYTES})
+    assert [i for i, _ in validate_messages([big], "batch", RECEIVED, measure=False)[0]] == [0]
+    assert validate_messages([big], "batch", RECEIVED)[1] == [ItemError(0, "message exceeds 32 KB")]
+
+
 def test_invalid_messages_are_listed_with_their_index_and_do_not_fail_the_batch():
     messages = [track(), {"type": "track", "userId": "u"}, "x", {"type": "page", "anonymousId": "a"}]
     ok, rejected = validate_messages(messages, "batch", RECEIVED)
