@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from sessiontally import intake
 from sessiontally.api.openapi import DOCS_HTML, openapi_document
+from sessiontally.store import derived
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -87,7 +89,9 @@ def test_examples_match_their_schemas() -> None:
 
 def test_the_documented_errors_are_the_service_messages() -> None:
     """The examples of the refusals every endpoint shares say what the service says, and
-    the 403 names the permission that the operation's description names."""
+    the 403 names the permission that the operation's description names (for the tracking
+    API's write-key operations: the write-key, origin and message-limit refusals)."""
+    tracked = 0
     for method, path, operation in _operations():
         if not operation.get("security", openapi_document()["security"]):
             continue
@@ -95,6 +99,13 @@ def test_the_documented_errors_are_the_service_messages() -> None:
         responses = operation["responses"]
         example = {status: response["content"]["application/json"].get("example")
                    for status, response in responses.items()}
+        if operation.get("security") == [{"writeKey": []}]:
+            # the tracking API: write keys, the app's origins and its message limit
+            assert example["401"] == {"message": intake.INVALID_WRITE_KEY}, where
+            assert example["403"] == {"message": intake.ORIGIN_REFUSED}, where
+            assert example["429"] == {"message": derived.OVER_MESSAGE_LIMIT}, where
+            tracked += 1
+            continue
         assert example["401"] == {"message": "Invalid API key"}, where
         assert example["429"] == {"message": "Over rate limit"}, where
         permission = re.search(r"Permission `([a-z_.]+)`", operation["description"])
@@ -102,6 +113,7 @@ def test_the_documented_errors_are_the_service_messages() -> None:
         assert example["403"] == {
             "message": f"Access Denied: this API key does not have the {permission[1]} permission"
         }, where
+    assert tracked == 14, "the tracking API's 14 paths are not all described"
 
 
 def test_docs_page_loads_nothing_from_other_sites() -> None:

@@ -109,17 +109,21 @@ def test_workspace_bad_values_are_refused(database: str, args: list[str], words:
 # -------------------------------------------------------------------------- apps
 
 
-def test_app_create_prints_a_uuid(database: str) -> None:
+def test_app_create_prints_a_uuid_then_the_write_key(database: str) -> None:
     ok(cli(database, "workspace", "create", "acme"))
-    app_id = ok(cli(database, "app", "create", "--workspace", "acme", "iOS app"))
+    app_id, write_key_line = ok(cli(database, "app", "create", "--workspace", "acme", "iOS app")).splitlines()
     assert str(uuid.UUID(app_id)) == app_id
+    label, write_key = write_key_line.split(": ")
+    assert label == "write key" and keys.write_key_workspace(write_key) == 1
 
 
 def test_app_create_json_by_workspace_id(database: str) -> None:
     ok(cli(database, "workspace", "create", "acme"))
     out = json.loads(ok(cli(database, "app", "create", "--workspace", "1", "Droid",
                             "--platform", "Android", "--json")))
+    assert set(out) == {"id", "name", "platform", "write_key"}
     assert out["name"] == "Droid" and out["platform"] == "android"
+    assert out["write_key"].startswith(keys.WRITE_KEY_PREFIX)
     uuid.UUID(out["id"])
 
 
@@ -298,7 +302,7 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     created = run("workspace", "create", "acme", "--time-zone", "Europe/Paris", "--json")
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["time_zone"] == "Europe/Paris"
-    app_id = run("app", "create", "--workspace", "acme", "web").stdout.decode().strip()
+    app_id = run("app", "create", "--workspace", "acme", "web").stdout.decode().splitlines()[0]
     lines = [
         json.dumps({"session_id": f"s{i}", "external_id": "u1", "app_id": app_id,
                     "started_at": f"2025-06-01T12:0{i}:00Z"})

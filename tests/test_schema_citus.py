@@ -62,7 +62,7 @@ def tenant_problem(sql: str) -> str | None:
     if not tenant_refs:
         return None
     unknown = [t for t in TABLE_REFERENCE.findall(sql) if t not in TENANT_TABLES | NOT_TENANT]
-    not_tables = {"unnest", "b", "pieces", "quarter_pieces", "hour_pieces", "day_pieces", "keys",
+    not_tables = {"unnest", "b", "near", "pieces", "quarter_pieces", "hour_pieces", "day_pieces", "keys",
                   "excluded", "set"}  # CTEs, functions and keywords
     unknown = [t for t in unknown if t not in not_tables]
     assert not unknown, f"a table this test does not know: {unknown} in {sql!r}"

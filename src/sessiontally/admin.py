@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 
-from . import buckets, ipallow, keys, limits, segments
+from . import buckets, ipallow, keys, limits, segments, sessionize
 from .errors import DuplicateName, InvalidInput, NotFound
 from .store.base import App, Segment, Store, Workspace
 
@@ -62,6 +65,127 @@ def create_app(store: Store, workspace: Workspace, name: str, platform: str | No
     if platform is not None:
         platform = _name(platform, "platform").lower()
     return store.create_app(workspace.workspace_id, str(uuid.uuid4()), name, platform)
+
+
+def resolve_app(store: Store, workspace: Workspace, ref: str) -> App:
+    """An app of the workspace by its app id or by its name (which must be unique)."""
+    ref = ref.strip()
+    found = store.find_app(workspace.workspace_id, ref) if ref else None
+    if found is not None:
+        return found
+    apps = store.list_apps(workspace.workspace_id)
+    named = [a for a in apps if a.name == ref] or [a for a in apps if a.name.casefold() == ref.casefold()]
+    if not named:
+        raise NotFound(f"no app {ref!r} in workspace {workspace.name!r}")
+    if len(named) > 1:
+        raise InvalidInput(f"{len(named)} apps of workspace {workspace.name!r} are named {ref!r}: "
+                           "give the app id instead")
+    return named[0]
+
+
+def rotate_write_key(store: Store, workspace: Workspace, app: App) -> App:
+    """Give the app a new write key; the old one stops working as soon as this returns."""
+    new_key = keys.generate_write_key(workspace.workspace_id)
+    if not store.set_write_key(workspace.workspace_id, app.app_key, new_key):
+        raise NotFound(f"no app {app.app_id!r} in workspace {workspace.name!r}")
+    return _reread(store, workspace, app)
+
+
+MAX_EVENT_LIMIT = 10**12
+MAX_ORIGINS = 100
+ANY_ORIGIN = "*"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# A host name in the form browsers send it (IDNA names arrive as punycode), or an IPv4 address;
+# IPv6 addresses come in brackets and are checked by ``ipaddress`` instead.
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*",
+                        re.ASCII)
+
+
+def update_app(
+    store: Store,
+    workspace: Workspace,
+    app: App,
+    session_timeout_s: int | None = None,
+    allowed_origins: Sequence[str] | None = None,
+    event_limit: int | None = None,
+) -> App:
+    """Change an app's session timeout, allowed browser origins (empty: any) or hourly
+    message limit; what is not given stays as it is."""
+    if session_timeout_s is None and allowed_origins is None and event_limit is None:
+        raise InvalidInput("nothing to change: give a session timeout, allowed origins or an event limit")
+    if session_timeout_s is not None:
+        _check_range(session_timeout_s, sessionize.MIN_TIMEOUT_S, sessionize.MAX_TIMEOUT_S,
+                     "session timeout", "seconds")
+    if event_limit is not None:
+        _check_range(event_limit, 1, MAX_EVENT_LIMIT, "event limit", "messages per hour")
+    origins = None if allowed_origins is None else normalise_origins(allowed_origins)
+    if not store.update_app(workspace.workspace_id, app.app_key, session_timeout_s, origins, event_limit):
+        raise NotFound(f"no app {app.app_id!r} in workspace {workspace.name!r}")
+    return _reread(store, workspace, app)
+
+
+def _check_range(value: int, low: int, high: int, what: str, unit: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{what} must be a whole number from {low:,} to {high:,} {unit} "
+                           f"(got {value!r})")
+
+
+def normalise_origins(given: Sequence[str]) -> tuple[str, ...]:
+    """Browser origins as the ``Origin`` header spells them, each once; ``*`` alone (or no
+    origin at all) allows any origin and is stored as the empty tuple."""
+    cleaned = [o.strip() for o in given]
+    if ANY_ORIGIN in cleaned:
+        if len(set(cleaned)) > 1:
+            raise InvalidInput(f"{ANY_ORIGIN!r} allows any origin: give it alone, not with others")
+        return ()
+    origins = tuple(dict.fromkeys(normalise_origin(o) for o in cleaned))
+    if len(origins) > MAX_ORIGINS:
+        raise InvalidInput(f"at most {MAX_ORIGINS} allowed origins")
+    return origins
+
+
+def normalise_origin(text: str) -> str:
+    """``scheme://host[:port]`` (http or https, no path), in lower case and without the
+    scheme's default port, as browsers send it; a lone trailing ``/`` is dropped."""
+    shape = f"origin {text!r} must be scheme://host[:port] with http or https and no path"
+    candidate = text[:-1] if text.endswith("/") and text.count("/") == 3 else text
+    try:
+        parts = urlsplit(candidate)
+        port = parts.port
+    except ValueError:
+        raise InvalidInput(shape) from None
+    scheme = parts.scheme.lower()
+    if (scheme not in _DEFAULT_PORTS or parts.path or parts.query or parts.fragment
+            or "?" in candidate or "#" in candidate or parts.username is not None
+            or parts.password is not None or not parts.hostname):
+        raise InvalidInput(shape)
+    host = _origin_host(parts.hostname, text, shape)
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    if port == 0:
+        raise InvalidInput(shape)
+    return f"{scheme}://{host}:{port}"
+
+
+def _origin_host(hostname: str, text: str, shape: str) -> str:
+    """The host part of an origin, checked: a DNS name, an IPv4 address or a bracketed IPv6 one."""
+    if ":" in hostname:  # urlsplit drops the brackets of an IPv6 literal
+        try:
+            return f"[{ipaddress.IPv6Address(hostname).compressed}]"
+        except ValueError:
+            raise InvalidInput(shape) from None
+    if not hostname.isascii():
+        raise InvalidInput(f"origin {text!r}: give the host name in its ASCII (punycode) form")
+    if len(hostname) > 253 or not _HOST_NAME.fullmatch(hostname):
+        raise InvalidInput(shape)
+    return hostname
+
+
+def _reread(store: Store, workspace: Workspace, app: App) -> App:
+    current = store.find_app(workspace.workspace_id, app.app_id)
+    if current is None:
+        raise NotFound(f"no app {app.app_id!r} in workspace {workspace.name!r}")
+    return current
 
 
 def create_key(

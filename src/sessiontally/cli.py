@@ -20,7 +20,7 @@ from . import admin, keys, limits
 from .config import DATABASE, SETTINGS, Setting, Settings
 from .errors import SessiontallyError
 from .store import open_store
-from .store.base import Store
+from .store.base import App, Store, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -226,6 +226,7 @@ def workspace() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @_admin
 def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) -> None:
+    """Create a workspace; print its id."""
     ws = admin.create_workspace(_store(), name, time_zone, rate_limit)
     _emit(as_json, str(ws.workspace_id), {"id": ws.workspace_id, "name": ws.name,
                                           "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
@@ -236,21 +237,145 @@ def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) 
 
 @main.group()
 def app() -> None:
-    """Create apps."""
+    """Create, list, show and update apps; rotate write keys."""
 
 
 @app.command("create")
 @database_option
 @click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
 @click.argument("name")
-@click.option("--platform", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--platform", default=None, help="ios, android, web, ... (stored in lower case).")
+@click.option("--json", "as_json", is_flag=True, help="Print the app as a JSON object.")
 @_admin
 def app_create(workspace_ref: str, name: str, platform: str | None, as_json: bool) -> None:
+    """Create an app; print its id, then its write key.
+
+    The id stays alone on the first line; the second reads ``write key: wk_...``."""
     store = _store()
     created = admin.create_app(store, admin.resolve_workspace(store, workspace_ref), name, platform)
-    _emit(as_json, created.app_id, {"id": created.app_id, "name": created.name,
-                                    "platform": created.platform})
+    _emit(as_json, f"{created.app_id}\nwrite key: {created.write_key}",
+          {"id": created.app_id, "name": created.name, "platform": created.platform,
+           "write_key": created.write_key})
+
+
+def _app_json(found: App) -> dict[str, Any]:
+    return {"id": found.app_id, "name": found.name, "platform": found.platform,
+            "write_key": found.write_key, "session_timeout_s": found.session_timeout_s,
+            "allowed_origins": list(found.allowed_origins), "event_limit": found.event_limit}
+
+
+def _origins_text(found: App) -> str:
+    return ", ".join(found.allowed_origins) if found.allowed_origins else "any"
+
+
+def _app_row(found: App) -> list[str]:
+    return [found.app_id, found.name, found.platform or "-", found.write_key,
+            str(found.session_timeout_s), _origins_text(found), str(found.event_limit)]
+
+
+def _app_details(found: App) -> str:
+    return "\n".join([
+        f"id: {found.app_id}",
+        f"name: {found.name}",
+        f"platform: {found.platform or '-'}",
+        f"write key: {found.write_key}",
+        f"session timeout: {found.session_timeout_s} s",
+        f"allowed origins: {_origins_text(found)}",
+        f"event limit: {found.event_limit} messages per UTC hour",
+    ])
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart, a header line first."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+APP_COLUMNS = ("ID", "NAME", "PLATFORM", "WRITE KEY", "TIMEOUT (S)", "ALLOWED ORIGINS",
+               "EVENT LIMIT (/H)")
+
+
+@app.command("list")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_admin
+def app_list(workspace_ref: str, as_json: bool) -> None:
+    """List the workspace's apps and their settings."""
+    store = _store()
+    found = store.list_apps(admin.resolve_workspace(store, workspace_ref).workspace_id)
+    if as_json:
+        for each in found:
+            click.echo(orjson.dumps(_app_json(each)).decode())
+        return
+    click.echo(_table(APP_COLUMNS, [_app_row(each) for each in found]))
+
+
+def _resolved_app(store: Store, workspace_ref: str, app_ref: str) -> tuple[Workspace, App]:
+    ws = admin.resolve_workspace(store, workspace_ref)
+    return ws, admin.resolve_app(store, ws, app_ref)
+
+
+@app.command("show")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("app_ref", metavar="APP")
+@click.option("--json", "as_json", is_flag=True, help="Print the app as a JSON object.")
+@_admin
+def app_show(workspace_ref: str, app_ref: str, as_json: bool) -> None:
+    """Show every field of APP (its id or its name)."""
+    _, found = _resolved_app(_store(), workspace_ref, app_ref)
+    _emit(as_json, _app_details(found), _app_json(found))
+
+
+@app.command("update")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("app_ref", metavar="APP")
+@click.option("--session-timeout", "session_timeout_s", type=int, default=None, metavar="SECONDS",
+              help="Inactivity that ends a derived session (1 to 604800; default of new apps 1800).")
+@click.option("--allow-origin", "origins", multiple=True, metavar="ORIGIN",
+              help="Browser origin scheme://host[:port] the write key works from; repeatable; "
+              "replaces the list.")
+@click.option("--any-origin", is_flag=True, help="Allow every browser origin (the default).")
+@click.option("--event-limit", type=int, default=None, metavar="N",
+              help="Tracking-API messages per UTC hour.")
+@click.option("--json", "as_json", is_flag=True, help="Print the updated app as a JSON object.")
+@_admin
+def app_update(workspace_ref: str, app_ref: str, session_timeout_s: int | None,
+               origins: tuple[str, ...], any_origin: bool, event_limit: int | None,
+               as_json: bool) -> None:
+    """Change APP's session timeout, origins or event limit.
+
+    Options not given stay as they are; --allow-origin replaces the whole list."""
+    if any_origin and origins:
+        raise click.UsageError("give --allow-origin or --any-origin, not both")
+    if session_timeout_s is None and not origins and not any_origin and event_limit is None:
+        raise click.UsageError("nothing to change: give --session-timeout, --allow-origin, "
+                               "--any-origin or --event-limit")
+    allowed: tuple[str, ...] | None = () if any_origin else (origins or None)
+    store = _store()
+    ws, found = _resolved_app(store, workspace_ref, app_ref)
+    updated = admin.update_app(store, ws, found, session_timeout_s, allowed, event_limit)
+    _emit(as_json, _app_details(updated), _app_json(updated))
+
+
+@app.command("rotate-write-key")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("app_ref", metavar="APP")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, write_key} as JSON.")
+@_admin
+def app_rotate_write_key(workspace_ref: str, app_ref: str, as_json: bool) -> None:
+    """Give APP a new write key; the old one stops at once.
+
+    Prints the new key (apps and pages must be given it)."""
+    store = _store()
+    ws, found = _resolved_app(store, workspace_ref, app_ref)
+    rotated = admin.rotate_write_key(store, ws, found)
+    _emit(as_json, rotated.write_key, {"id": rotated.app_id, "write_key": rotated.write_key})
 
 
 # -------------------------------------------------------------------------- keys
@@ -272,6 +397,7 @@ def key() -> None:
 @_admin
 def key_create(workspace_ref: str, name: str, permissions: tuple[str, ...],
                allowed_ips: tuple[str, ...], as_json: bool) -> None:
+    """Create an API key; print it (shown this once only)."""
     store = _store()
     created = admin.create_key(store, admin.resolve_workspace(store, workspace_ref), name,
                                permissions, allowed_ips)
@@ -313,6 +439,7 @@ def segment() -> None:
 @_admin
 def segment_create(workspace_ref: str, name: str, filter_text: str, description: str,
                    tags: tuple[str, ...], analytics: bool, as_json: bool) -> None:
+    """Create a segment from a filter; print its id."""
     store = _store()
     created = admin.create_segment(store, admin.resolve_workspace(store, workspace_ref), name,
                                    filter_text, description, tags, analytics)
@@ -328,7 +455,9 @@ def segment_create(workspace_ref: str, name: str, filter_text: str, description:
 @click.argument("state", type=click.Choice(["on", "off"]))
 @_admin
 def segment_analytics(workspace_ref: str, segment_id: str, state: str) -> None:
-    """Turn analytics tracking of SEGMENT_ID on or off (not retroactive)."""
+    """Turn a segment's analytics tracking on or off.
+
+    Not retroactive: sessions count toward SEGMENT_ID from now on."""
     store = _store()
     admin.set_segment_analytics(store, admin.resolve_workspace(store, workspace_ref), segment_id,
                                 state == "on")
@@ -352,8 +481,10 @@ class _UnreadableInput(click.ClickException):
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON on stdout.")
 @_admin
 def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: bool) -> None:
-    """Record the sessions of FILE (NDJSON or CSV with the fields of POST /sessions/track;
-    '-' reads stdin) with the API's validation and de-duplication.
+    """Import sessions from an NDJSON or CSV file.
+
+    FILE has the fields of POST /sessions/track ('-' reads stdin); lines get the API's
+    validation and de-duplication.
 
     Exit status: 0 when the file was read, even if some lines were rejected; 1 when it had
     rejections and not one valid session; 2 when it cannot be read.
@@ -392,8 +523,11 @@ def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: boo
 @click.option("--seed", default=42, show_default=True, type=int)
 @_admin
 def demo_workspace(name: str, days: int, users: int, seed: int) -> None:
-    """Create a demo workspace (America/New_York) with apps, users and months of sessions,
-    then a key with every permission, and print ready-to-paste curl commands."""
+    """Create a demo workspace with months of data.
+
+    The workspace (America/New_York) gets apps, users, segments and months of sessions,
+    then a key with every permission; it prints the write keys and curl commands ready
+    to paste."""
     from . import demo
 
     store = _store()

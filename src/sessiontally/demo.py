@@ -184,7 +184,22 @@ def curl_commands(result: DemoResult, base_url: str = BASE_URL) -> str:
                 f"curl -s {header} '{url}?length=30&unit=day&segment_id={tracked[0].segment_id}'"]
     out += ["# the workspace's segments",
             f"curl -s {header} '{base_url}/segments/list'"]
-    return "\n".join(out)
+    return "\n".join(out + _tracking_commands(result.apps, base_url))
+
+
+def _tracking_commands(apps: Sequence[App], base_url: str) -> list[str]:
+    """Each app's write key, then a page view sent as the web app's pages would send it."""
+    if not apps:
+        return []
+    width = max(len(app.name) for app in apps)
+    out = ["# write keys: apps and pages send events with these (not secret; see docs/sending-data.md)"]
+    out += [f"#   {app.name.ljust(width)}  {app.write_key}" for app in apps]
+    web = next((app for app in apps if app.platform == "web"), apps[0])
+    out += [f"# a page view in the {web.name} app through the tracking API (its write key as user name)",
+            f"curl -s -u '{web.write_key}:' -X POST '{base_url}/v1/batch' "
+            f"-H 'Content-Type: application/json' "
+            f"""-d '{{"batch":[{{"type":"page","anonymousId":"visitor-1","name":"Home"}}]}}'"""]
+    return out
 
 
 # ---------------------------------------------------------------------- sessions

@@ -9,6 +9,7 @@ index in the batch, so that one bad message never fails the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,10 @@ def read_request(body: Any, path_type: str) -> Request:
 
 def message_size(message: Any) -> int:
     """A message's size as JSON (what the 32 KB limit counts)."""
-    return len(orjson.dumps(message))
+    try:
+        return len(orjson.dumps(message))
+    except TypeError:  # nested deeper than orjson writes (255 levels): still valid JSON
+        return len(_deep_dumps(message))
 
 
 def validate_message(message: Any, implied_type: str, received_us: int) -> TrackedMessage:
@@ -208,8 +212,40 @@ def _instant(text: str, field: str) -> int:
 def _content_id(message: dict[str, Any]) -> str:
     """A messageId made from the message's content: the same message sent twice without
     an id is recorded once."""
-    digest = hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return "content-" + digest[:40]
+    try:
+        text = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # nested deeper than orjson writes (255 levels): still valid JSON
+        text = _deep_dumps(message)
+    return "content-" + hashlib.sha256(text).hexdigest()[:40]
+
+
+class _Text(str):
+    """Output already written (as opposed to a value still to write)."""
+
+
+def _deep_dumps(value: Any) -> bytes:
+    """Compact JSON of a parsed JSON value, keys sorted, without recursion: for values
+    nested deeper than orjson writes (the parser reads up to 1024 levels). Deterministic,
+    which is all the content id needs; the size matches orjson's up to number formats."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            out.append(item)
+        elif isinstance(item, dict):
+            parts: list[Any] = [_Text("{")]
+            for n, key in enumerate(sorted(item)):
+                parts += [_Text(("," if n else "") + json.dumps(key, ensure_ascii=False) + ":"), item[key]]
+            stack += reversed([*parts, _Text("}")])
+        elif isinstance(item, list):
+            parts = [_Text("[")]
+            for n, element in enumerate(item):
+                parts += [_Text(","), element] if n else [element]
+            stack += reversed([*parts, _Text("]")])
+        else:
+            out.append(json.dumps(item, ensure_ascii=False))
+    return "".join(out).encode()
 
 
 def validate_messages(

@@ -15,6 +15,14 @@ no key. Each response must:
 - without a key, be the contract's 401 ``{"message": "Invalid API key"}`` without
   rate-limit headers.
 
+The tracking API's operations (``/v1/...``) are a family of their own: their credential is
+an app's write key (HTTP Basic), not an API key; their answers carry no rate-limit headers
+and always the CORS header; an invalid message is not a refusal but a 200 that lists it in
+``rejected`` (in either mode); without a credential the answer is 401 ``{"message":
+"Invalid write key"}``, or, in negative mode, a 400 when the body (where a write key could
+be) cannot be read; with one, in positive mode, a 200. Generated ``appId`` values are
+replaced with the write key's own app in positive mode (another app's id is a 401).
+
 In positive mode with a key, the case's ``app_id``/``segment_id``/``time_zone`` values are
 replaced with real ones of the workspace (the document cannot enumerate them), and then a
 400 is allowed only for the one thing the document cannot describe (``ending_at`` forms,
@@ -35,6 +43,7 @@ import pytest
 import requests
 from hostile_support import INVALID_KEY, RATE_HEADERS, error_body, header, tally
 from hypothesis import HealthCheck, Phase, given, settings
+from tracking_http_support import INVALID_WRITE_KEY, basic
 
 from sessiontally import admin
 from sessiontally.api.openapi import openapi_document
@@ -96,6 +105,10 @@ def _operation(schema: Any, method: str, path: str) -> Any:
 def _realistic(case: Any, path: str, apps: list[str], segment_id: str, rng: random.Random) -> None:
     """Swap generated identifiers for real ones of the workspace (positive mode)."""
     query = case.query or {}
+    if path.startswith("/v1/") and isinstance(case.body, dict):
+        for field in ("appId", "app_id"):
+            if isinstance(case.body.get(field), str):
+                case.body[field] = apps[0]  # the write key's own app
     if path == "/sessions/data_series":
         if "app_id" in query:
             query["app_id"] = rng.choice(apps)
@@ -109,6 +122,34 @@ def _realistic(case: Any, path: str, apps: list[str], segment_id: str, rng: rand
         for item in case.body.get("sessions", []):
             if isinstance(item, dict):
                 item["app_id"] = rng.choice(apps)
+
+
+def _check_tracking(case: Any, response: Any, mode: Any, with_key: bool, headers: Any) -> None:
+    """The tracking API's expectations (see the module's docstring)."""
+    status = response.status_code
+    for name in RATE_HEADERS:
+        assert header(response, name) is None, name
+    assert header(response, "access-control-allow-origin") is not None
+    if status == 200:
+        body = response.json()
+        assert body.get("success") is True and set(body) <= {"success", "rejected"}, body
+        if mode is GenerationMode.NEGATIVE and not body.get("rejected"):
+            # data the document calls invalid, taken without a word: the document and the
+            # service disagree (schemathesis says on which field)
+            case.validate_response(response, checks=[openapi_checks.negative_data_rejection],
+                                   headers=headers)
+        assert with_key, response.text[:300]
+        return
+    body = error_body(response)
+    if not with_key:
+        if status == 400 and mode is GenerationMode.NEGATIVE:
+            return  # the body, where a write key could be, cannot be read
+        assert status == 401 and body == INVALID_WRITE_KEY, (status, body)
+        return
+    # negative mode: an unreadable body (400), or a generated appId that is not the key's app (401)
+    assert mode is GenerationMode.NEGATIVE and status in (400, 401), (status, body, str(case.body)[:500])
+    if status == 401:
+        assert body == INVALID_WRITE_KEY, body
 
 
 def _positive_refusal_is_explained(path: str, body: dict[str, Any]) -> bool:
@@ -133,7 +174,9 @@ def test_fuzz_operation(schema, shared_server, fuzz_tenant, method, path, mode, 
     operation = _operation(schema, method, path)
     http = requests.Session()
     rng = random.Random()
-    headers = {"Authorization": f"Bearer {key}"} if with_key else None
+    tracking = path.startswith("/v1/")
+    credential = basic(apps[0].write_key) if tracking else {"Authorization": f"Bearer {key}"}
+    headers = credential if with_key else None
     seen: dict[int, int] = {}
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -157,6 +200,9 @@ def test_fuzz_operation(schema, shared_server, fuzz_tenant, method, path, mode, 
 
         if path == "/healthz":
             assert status == 200, response.text
+            return
+        if tracking:
+            _check_tracking(case, response, mode, with_key, headers)
             return
         if not with_key:
             assert status in (401, 414), (status, response.text[:300])

@@ -155,6 +155,185 @@ _SEGMENTS = [
      "analytics_tracking_enabled": False, "tags": ["geo"]},
 ]
 
+
+# ------------------------------------------------------------------ the tracking API
+# Write-key operations (CONTRACT section 10): their own credential, no workspace rate-limit
+# headers, CORS headers on every answer. Message fields are typed here only where the
+# service checks them for every message type; the per-type rules (``event`` for track,
+# ``name`` for page and screen, ``originalTimestamp`` when there is no ``timestamp``) are
+# typed on the single-message paths or said in words, so that data this document calls
+# invalid is refused or rejected, never silently taken.
+
+_INVALID_WRITE_KEY = "Invalid write key"
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": {"schema": {"type": "string"}, "example": "https://shop.example",
+                                    "description": "the request's Origin, else *"},
+    "Vary": {"schema": {"type": "string"}, "example": "Origin", "description": "Origin"},
+}
+_TRACK_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+_SHORT = {"track": "t", "page": "p", "screen": "s", "identify": "i", "group": "g", "alias": "a"}
+_PERSON = {"type": ["string", "integer", "null"], "maxLength": limits.MAX_EXTERNAL_ID_LENGTH,
+           "pattern": _NO_NUL}
+# Not typed: a value that is not a string names no app and is ignored.
+_APP_ID = {"description": "if a string, it must be the write key's own app id (else 401)"}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NO_NUL}
+
+
+def _message_schema(kind: str | None) -> dict[str, Any]:
+    """A message of a batch (``kind`` None) or the body of a single-message path."""
+    properties: dict[str, Any] = {
+        "type": {"type": "string", "enum": list(_TRACK_TYPES) if kind is None else [kind],
+                 "description": "required in a batch; implied by a single-message path"},
+        "userId": {**_PERSON, "description": "the user (a number is read as its decimal text)"},
+        "anonymousId": {**_PERSON, "description": "the person when present; userId or "
+                                                  "anonymousId is required"},
+        "messageId": {"type": ["string", "null"], "minLength": 1, "maxLength": 128, "pattern": _NO_NUL,
+                      "description": "recorded once per app; absent: made from the content"},
+        "timestamp": {"type": ["string", "null"],
+                      "description": "ISO-8601 (no offset = UTC), after 1970, at most 24 hours "
+                                     "ahead; absent: originalTimestamp, else the time of receipt"},
+        "originalTimestamp": {"description": "used when timestamp is absent, with its rules"},
+        "properties": {"type": ["object", "null"]},
+        "context": {"type": ["object", "null"]},
+        "traits": {"type": ["object", "null"],
+                   "description": "identify: set as the user's attributes"},
+    }
+    if kind == "track":
+        properties["event"] = {**_NAME, "description": "the event's name (required)"}
+    elif kind in ("page", "screen"):
+        properties["name"] = {**_NAME, "type": ["string", "null"], "description": "the page's name"}
+    else:
+        properties["event"] = {"description": "track: the event's name, required, 1 to 200 characters"}
+        properties["name"] = {"description": "page and screen: optional name, 1 to 200 characters"}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if kind == "track":
+        schema["required"] = ["event"]
+    if kind is not None:
+        properties["writeKey"] = {"type": "string", "description": "the write key, when not sent "
+                                                                   "as HTTP Basic"}
+        properties["appId"] = _APP_ID
+    return schema
+
+
+_BATCH_BODY = {
+    "type": "object",
+    "required": ["batch"],
+    "properties": {
+        "batch": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/TrackMessage"}},
+        "writeKey": {"type": "string", "description": "the write key, when not sent as HTTP Basic"},
+        "appId": _APP_ID,
+        "sentAt": {"description": "accepted, not used"},
+        "context": {"description": "accepted, not used"},
+    },
+}
+_TRACK_ANSWER = {
+    "type": "object",
+    "required": ["success"],
+    "properties": {
+        "success": {"type": "boolean", "const": True},
+        "rejected": {"type": "array", "items": {"$ref": "#/components/schemas/ItemError"},
+                     "description": "the invalid messages, by index; the others are recorded"},
+    },
+}
+_EXAMPLE_MESSAGES = [
+    {"type": "page", "anonymousId": "a1", "name": "Home", "timestamp": "2025-06-01T12:00:00Z",
+     "messageId": "ajs-4f1c2a"},
+    {"type": "track", "anonymousId": "a1", "userId": "u1", "event": "Signed Up",
+     "properties": {"plan": "pro"}, "timestamp": "2025-06-01T12:04:00Z"},
+    {"type": "identify", "userId": "u1", "traits": {"plan": "pro", "age": 31}},
+]
+_EXAMPLE_SINGLE = {
+    "track": {"anonymousId": "a1", "event": "Played", "timestamp": "2025-06-01T12:30:00Z"},
+    "page": {"anonymousId": "a1", "name": "Pricing", "timestamp": "2025-06-01T12:31:00Z"},
+    "screen": {"userId": "u1", "name": "Settings", "timestamp": "2025-06-01T12:32:00Z"},
+    "identify": {"userId": "u1", "traits": {"plan": "pro", "country": "NO"}},
+    "group": {"userId": "u1", "groupId": "acme", "traits": {"seats": 12}},
+    "alias": {"userId": "u1", "previousId": "a1"},
+}
+
+
+def _tracking_error(description: str, example: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _error(description, False, example, {**_CORS_HEADERS, **(headers or {})})
+
+
+def _tracking_responses(single: bool) -> dict[str, Any]:
+    too_large = "message exceeds 32 KB" if single else "request exceeds 500 KB"
+    return {
+        "200": {
+            "description": "every valid message is durable; invalid ones are listed in rejected",
+            "headers": _CORS_HEADERS,
+            "content": _json_body(
+                _TRACK_ANSWER,
+                recorded=("all recorded", {"success": True}),
+                rejected=("one message rejected", {"success": True, "rejected": [
+                    {"index": 0 if single else 2, "message": "'event' is required for this type"}]}),
+            ),
+        },
+        "400": _tracking_error("the request cannot be read: not JSON, not valid gzip, too large, "
+                               + ("not an object" if single else "no batch array or an empty one"),
+                               too_large),
+        "401": _tracking_error("missing, unknown or rotated write key, or one used with another "
+                               "app's appId", _INVALID_WRITE_KEY),
+        "403": _tracking_error("the request's Origin is not among the app's allowed origins",
+                               "This app does not accept events from this origin"),
+        "429": _tracking_error("over the app's hourly message limit; nothing recorded",
+                               "Over the app's hourly message limit", _RETRY_AFTER),
+        "503": _tracking_error("store unavailable; retry after Retry-After",
+                               "Store unavailable; try again shortly", _RETRY_SOON),
+    }
+
+
+def _tracking_paths() -> dict[str, Any]:
+    security: list[dict[str, list[str]]] = [{"writeKey": []}]
+    batch = {
+        "post": {
+            "summary": "Record a batch of tracking messages (Segment's HTTP Tracking API)",
+            "description": "Messages of Segment's HTTP Tracking API, recorded once per app and "
+                           "`messageId`; sessions are derived from `track`, `page` and `screen`. "
+                           "Authenticate with the app's write key as the HTTP Basic user name "
+                           "(empty password) or as `writeKey` in the body. The body is JSON "
+                           "whatever the Content-Type (`text/plain` too), optionally gzip, at "
+                           "most 500 KB (also after decompression) and 32 KB per message. CORS "
+                           "is answered (`OPTIONS` preflight).",
+            "security": security,
+            "requestBody": {"required": True, "content": _json_body(
+                _BATCH_BODY,
+                mixed=("a page, a track and an identify", {"batch": _EXAMPLE_MESSAGES}),
+                body_key=("the write key in the body", {"writeKey": "wk_1_5e0c8b1d6f2a4e3b9c7d1a2b3c4d5e6f",
+                                                        "batch": _EXAMPLE_MESSAGES[:1]}),
+            )},
+            "responses": _tracking_responses(False),
+        }
+    }
+    paths: dict[str, Any] = {
+        "/v1/batch": {"post": {**batch["post"], "operationId": "trackBatch"}},
+        "/v1/b": {"post": {**batch["post"], "operationId": "trackBatchShort",
+                           "summary": "The same as /v1/batch (the short path analytics.js uses)"}},
+    }
+    for kind in _TRACK_TYPES:
+        operation = {
+            "summary": f"Record one {kind} message",
+            "description": f"One `{kind}` message as the body, its type implied by the path; "
+                           "everything else as for `/v1/batch`, with 32 KB for the whole body. "
+                           "An invalid message is listed in `rejected` of the 200.",
+            "security": security,
+            "requestBody": {"required": True, "content": _json_body(
+                {"$ref": f"#/components/schemas/Track{kind.capitalize()}"},
+                one=(f"a {kind}", _EXAMPLE_SINGLE[kind]),
+            )},
+            "responses": _tracking_responses(True),
+        }
+        paths[f"/v1/{kind}"] = {"post": {**operation, "operationId": f"track{kind.capitalize()}"}}
+        paths[f"/v1/{_SHORT[kind]}"] = {"post": {**operation, "operationId": f"track{kind.capitalize()}Short",
+                                                 "summary": f"The same as /v1/{kind} (short path)"}}
+    return paths
+
+
+def _tracking_schemas() -> dict[str, Any]:
+    schemas = {"TrackMessage": _message_schema(None)}
+    schemas.update({f"Track{kind.capitalize()}": _message_schema(kind) for kind in _TRACK_TYPES})
+    return schemas
+
 _DESCRIPTION = """\
 Session analytics with a Braze-compatible sessions-by-time export.
 
@@ -170,6 +349,12 @@ endpoints; every counted response carries `X-RateLimit-Limit`, `X-RateLimit-Rema
 Every error is `{"message": "..."}` naming what is wrong; the track endpoints add `errors`,
 one entry per refused item. Request bodies are JSON (`Content-Type: application/json`), at
 most 16 MiB; query strings at most 8 KiB.
+
+The tracking API (`/v1/batch`, `/v1/track`, ... and their short forms) is Segment's HTTP
+Tracking API: it takes an app's write key (HTTP Basic user name, or `writeKey` in the
+body) instead of an API key, answers CORS, is limited per app and hour by messages (not
+by the workspace's request limit, so no rate-limit headers), and answers 200
+`{"success": true}`, listing invalid messages in `rejected`.
 
 Day buckets are local calendar days and hour buckets local clock hours of the workspace's
 IANA zone (or `time_zone`), across DST changes and in zones such as Asia/Kolkata or
@@ -198,8 +383,13 @@ def openapi_document() -> dict[str, Any]:
                 "api_key": {"type": "apiKey", "in": "query", "name": "api_key",
                             "description": "legacy: the key as a query parameter, used only "
                                            "without an Authorization header"},
+                "writeKey": {"type": "http", "scheme": "basic",
+                             "description": "the tracking API only: an app's write key as the "
+                                            "user name, with an empty password (or `writeKey` "
+                                            "in the body)"},
             },
             "schemas": {
+                **_tracking_schemas(),
                 "Message": _MESSAGE,
                 "ItemError": item_error,
                 "UserItemError": {
@@ -550,6 +740,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_tracking_paths(),
             "/healthz": {
                 "get": {
                     "summary": "Health: 200 when the store answers",
@@ -657,8 +848,9 @@ function render(doc) {
       .map(p => encodeURIComponent(p.name) + '=' + encodeURIComponent(p.example)).join('&');
     const parts = [(method === 'get' ? 'curl -s ' : 'curl -s -X ' + method.toUpperCase() + ' ') +
                    shellQuote(location.origin + path + (query ? '?' + query : ''))];
-    const secured = (op.security ?? doc.security ?? []).length > 0;
-    if (secured) parts.push('-H "Authorization: Bearer $KEY"');
+    const security = op.security ?? doc.security ?? [];
+    if (security.some(s => 'writeKey' in s)) parts.push('-u "$WRITE_KEY:"');
+    else if (security.length > 0) parts.push('-H "Authorization: Bearer $KEY"');
     const body = op.requestBody && op.requestBody.content && op.requestBody.content['application/json'];
     const first = examplesOf(body)[0];
     if (first) parts.push("-H 'Content-Type: application/json'", '-d ' + shellQuote(JSON.stringify(first[1])));

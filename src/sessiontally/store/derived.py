@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from ..errors import RateLimited
 from ..sessionize import Activity, Interval, resolve, window
@@ -32,11 +33,7 @@ TAKE_MESSAGES = (
     " DO UPDATE SET messages = app_message_counts.messages + excluded.messages"
     " RETURNING messages"
 )
-NEAR_SESSIONS = (
-    "SELECT started_at, ended_at, segment_keys FROM derived_sessions"
-    " WHERE workspace_id = ? AND app_key = ? AND person = ? AND ended_at >= ? AND started_at <= ?"
-    " ORDER BY ended_at"
-)
+NEAR_CHUNK = 300  # persons per lookup (3 parameters each: well under SQLite's 32766)
 DELETE_SESSION = (
     "DELETE FROM derived_sessions WHERE workspace_id = ? AND app_key = ? AND person = ?"
     " AND ended_at = ?"
@@ -91,14 +88,11 @@ def derive(
     deltas: Counter[tuple[int, int, int]] = Counter()  # (app, segment, quarter) -> sessions
     removals: list[tuple[object, ...]] = []
     inserts: list[tuple[str, int, int, tuple[int, ...] | None, str | None]] = []
-    for person in sorted(by_person):  # (a fixed order: concurrent writers lock alike)
-        times = by_person[person]
-        lo, hi = window(times, timeout_us)
-        stored = [
-            Interval(int(start), int(end), _keys(segment_keys))
-            for start, end, segment_keys in tx.execute(NEAR_SESSIONS, (*key, person, lo, hi)).fetchall()
-        ]
-        changes = resolve(stored, times, timeout_us)
+    persons = sorted(by_person)  # (a fixed order: concurrent writers lock alike)
+    windows = {person: window(by_person[person], timeout_us) for person in persons}
+    stored = _near_sessions(tx, workspace_id, app.app_key, windows)
+    for person in persons:
+        changes = resolve(stored.get(person, ()), by_person[person], timeout_us)
         for gone in changes.removed:
             removals.append((*key, person, gone.ended_at))
             _count(deltas, app.app_key, gone.started_at, gone.segments, -1)
@@ -120,6 +114,39 @@ def derive(
         execute_many(ADD_QUARTERS, [(workspace_id, *row) for row in quarters])
         coarse = [row for row in coarse_increments(quarters) if row[-1]]
         execute_many(ADD_COARSE, [(workspace_id, *row) for row in coarse])
+
+
+def _near_sessions(
+    tx: SharedStatements, workspace_id: int, app_key: int, windows: dict[str, tuple[int, int]]
+) -> dict[str, list[Interval]]:
+    """Each person's stored sessions within its window, in order, in one statement per
+    NEAR_CHUNK persons (a join of the windows with the key range of each person)."""
+    found: dict[str, list[Interval]] = {}
+    items = list(windows.items())
+    for begin in range(0, len(items), NEAR_CHUNK):
+        chunk = items[begin:begin + NEAR_CHUNK]
+        params: list[object] = []
+        for person, (lo, hi) in chunk:
+            params += (person, lo, hi)
+        rows = tx.execute(_near_sql(len(chunk)), (*params, workspace_id, app_key)).fetchall()
+        for person, start, end, segment_keys in rows:
+            found.setdefault(person, []).append(Interval(int(start), int(end), _keys(segment_keys)))
+    for intervals in found.values():
+        intervals.sort()
+    return found
+
+
+@lru_cache(maxsize=64)
+def _near_sql(persons: int) -> str:
+    values = ", ".join(["(?, ?, ?)"] * persons)
+    # (CAST: PostgreSQL types a VALUES list's parameters as text otherwise.)
+    return (
+        f"WITH near(person, lo, hi) AS (VALUES {values})"
+        " SELECT d.person, d.started_at, d.ended_at, d.segment_keys"
+        " FROM near JOIN derived_sessions d ON d.person = near.person"
+        " AND d.ended_at >= CAST(near.lo AS BIGINT) AND d.started_at <= CAST(near.hi AS BIGINT)"
+        " WHERE d.workspace_id = ? AND d.app_key = ?"
+    )
 
 
 def _keys(text: str) -> tuple[int, ...]:
