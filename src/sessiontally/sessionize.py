@@ -71,11 +71,13 @@ def resolve(stored: Sequence[Interval], times: Sequence[Activity], timeout_us: i
     keeps its own)."""
     # Stored intervals and new times as one sorted sweep; a stored interval sorts before a
     # new time at the same instant, so the earliest member of a group is a stored one.
+    # New times at the same instant sort by user id, so that the user id a new session
+    # takes does not depend on the order of the batch.
     items: list[tuple[int, int, int, Interval | None, str | None]] = [
         (iv.started_at, 0, iv.ended_at, iv, None) for iv in stored
     ]
     items += [(a.at, 1, a.at, None, a.user_id) for a in times]
-    items.sort(key=lambda item: (item[0], item[1], item[2]))
+    items.sort(key=lambda item: (item[0], item[1], item[2], item[4] or ""))
 
     removed: list[Interval] = []
     added: list[NewInterval] = []
