@@ -12,7 +12,8 @@ a fresh database and charged for the final WAL copy-back:
 - ``bare insert``: the same event rows into the ``events`` table by ``executemany``, one
   transaction per 100 rows (the request's size), on a connection opened by the store
   (so with its durability settings); no validation, no sessions. The engine's limit.
-- ``HTTP, in order``: the batches in time order, with 1 and with 4 client connections.
+- ``HTTP, in order``: the batches in time order, with 1 and with 4 client connections
+  (and 4 against 2 server worker processes).
 - ``HTTP, 10% a day late``: a random tenth of the first day's messages held back and
   sent after all the others (4 clients): each extends, moves or merges stored sessions.
 
@@ -131,8 +132,8 @@ def bare_insert(database: str, rows: list[tuple[Any, ...]]) -> float:
         store.close()
 
 
-def http_run(database: str, write_key: str, bodies: list[bytes], clients: int) -> float:
-    with server(database) as srv:
+def http_run(database: str, write_key: str, bodies: list[bytes], clients: int, workers: int) -> float:
+    with server(database, workers=workers) as srv:
         seconds = post_all(srv.base, write_key, bodies, clients)
     return seconds + final_checkpoint(database)
 
@@ -152,10 +153,11 @@ def main() -> None:
             and rng.random() < 0.2]  # a fifth of the first day: about a tenth of all
     late_ids = {m["messageId"] for m in late}
     late_order = [m for m in messages if m["messageId"] not in late_ids] + late
-    plans = {
-        "HTTP, in order, 1 client": (batches(messages), 1),
-        "HTTP, in order, 4 clients": (batches(messages), 4),
-        f"HTTP, {len(late) / len(messages):.0%} a day late, 4 clients": (batches(late_order), 4),
+    plans = {  # (bodies, clients, server worker processes)
+        "HTTP, in order, 1 client": (batches(messages), 1, 1),
+        "HTTP, in order, 4 clients": (batches(messages), 4, 1),
+        "HTTP, in order, 4 clients, 2 workers": (batches(messages), 4, 2),
+        f"HTTP, {len(late) / len(messages):.0%} a day late, 4 clients": (batches(late_order), 4, 1),
     }
     rates: dict[str, list[float]] = {"bare insert, 100 rows per transaction": []}
     rates.update({name: [] for name in plans})
@@ -174,8 +176,8 @@ def main() -> None:
                              m["anonymousId"], None, 0, 0) for m in messages]
                     seconds = bare_insert(database, rows)
                 else:
-                    bodies, clients = plans[method]
-                    seconds = http_run(database, app.write_key, bodies, clients)
+                    bodies, clients, workers = plans[method]
+                    seconds = http_run(database, app.write_key, bodies, clients, workers)
                     store = open_store(database)
                     got = len(store.derived_sessions(ws.workspace_id, app.app_key))
                     store.close()
