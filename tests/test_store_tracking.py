@@ -5,6 +5,8 @@ keys, the rollup against the derived sessions, and segment membership of derived
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
@@ -264,3 +266,35 @@ def test_first_events_at_the_same_instant_give_the_same_membership_on_every_engi
     store.record_events(ws.workspace_id, app, [event("n1", "q", T0, user_id="bob"),
                                                event("n2", "q", T0, user_id="ann")], T0, classify)
     assert store.rollup_total(ws.workspace_id, app.app_key, us.segment_key) == 2
+
+
+# ------------------------------------------------------------------- concurrency
+
+
+def test_batches_on_either_side_of_an_hour_boundary_derive_one_after_the_other(store):
+    """Two batches of one app, received in different UTC hours (so on different rows of
+    the message counter), run at once: the second still sees the first's session."""
+    ws = new_workspace(store)
+    app = new_app(store, ws)
+    store.create_segment(ws.workspace_id, str(uuid.uuid4()), "US", "", [], US, True, T0)
+    inside, release = threading.Event(), threading.Event()
+    classify = audience.SegmentClassifier()
+
+    def paused(tracked, users, stored):  # called inside the first batch's transaction
+        inside.set()
+        release.wait(10)
+        return classify(tracked, users, stored)
+
+    first = threading.Thread(target=store.record_events, args=(
+        ws.workspace_id, app, [event("a", "p", T0 - 60 * S, user_id="u")], T0 - S, paused))
+    second = threading.Thread(target=store.record_events, args=(
+        ws.workspace_id, app, [event("b", "p", T0)], T0))
+    first.start()
+    assert inside.wait(10)
+    second.start()
+    time.sleep(0.3)  # the second batch reaches its lock (or, wrongly, commits)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert spans(store, ws, app) == [("p", T0 - 60 * S, T0)]
+    assert store.rollup_total(ws.workspace_id, app.app_key, 0) == 1

@@ -4,8 +4,9 @@ that are the same on both engines, over a write transaction (``SharedStatements`
 
 * ``take_messages``: the app's hourly message limit, one counter row per app and UTC
   hour, raised in the batch's own transaction (so a batch rolled back gives its count
-  back). On PostgreSQL the counter's row lock also serialises an app's batches, so two
-  batches never derive sessions of the same person at once.
+  back). The engine serialises an app's batches before this step (SQLite's one writer,
+  PostgreSQL's lock on the app's row), so two batches never derive sessions of the same
+  person at once.
 * ``derive``: for each person of the batch, the stored sessions its new activity can
   touch (one key range), the changes ``sessionize.resolve`` makes of them, and the
   rollup's increments: -1 where a session no longer starts, +1 where one now does.

@@ -41,6 +41,7 @@ from .rollup import coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SharedStatements, SqlReads, SqlWrites, one_row, segment_from_row
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
+LOCK_APP = "SELECT 1 FROM apps WHERE workspace_id = ? AND app_key = ? FOR NO KEY UPDATE"
 POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 503
 # How long the pool keeps retrying (with backoff) a connection that failed before it gives
 # up; the next request then starts a new attempt at once. Short, so that the service is
@@ -277,6 +278,10 @@ class PostgresStore(SqlWrites, SqlReads):
         ordered = sorted(unique.values(), key=lambda e: e.message_id)
         with self._tx() as conn:
             tx = _SharedStatements(conn)
+            # One batch of an app at a time, so that two never derive the same person's
+            # sessions from the same stored ones (the hour's counter row alone would let
+            # batches on either side of an hour boundary through together).
+            tx.execute(LOCK_APP, (workspace_id, app.app_key))
             derived.take_messages(tx, workspace_id, app, len(events), now_us)
             # (Per engine: one statement over arrays, and RETURNING says which rows went in.)
             inserted = conn.execute(
