@@ -334,7 +334,9 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
     events = [NewEvent(f"m{i}", "track", "Signed Up", f"u{i % 2}", f"u{i % 2}", now_us - i * 900_000_000,
                        now_us) for i in range(4)]
     with recorder.calling("record_events"):
-        assert store.record_events(w, app, events, now_us, classify_everyone).recorded == 4
+        assert store.record_events(w, app, events, now_us, classify_everyone,
+                                   lambda ids: (["u0"], lambda current: {"u0": '{"plan": "pro"}'})
+                                   ).recorded == 4
         assert store.record_events(w, app, events[:1], now_us, classify_everyone).duplicates == 1
     with recorder.calling("derived_sessions"):
         assert len(store.derived_sessions(w, app.app_key)) == 4

@@ -268,6 +268,34 @@ def test_first_events_at_the_same_instant_give_the_same_membership_on_every_engi
     assert store.rollup_total(ws.workspace_id, app.app_key, us.segment_key) == 2
 
 
+# -------------------------------------------------------------------- user updates
+
+
+def test_user_updates_come_from_the_newly_recorded_messages_only(store):
+    """The store names the messageIds it newly recorded (a repeat, in the batch or from
+    before, is not among them), and writes the users' attributes in the same transaction."""
+    ws = new_workspace(store)
+    app = new_app(store, ws)
+    asked = []
+
+    def updates(recorded):
+        asked.append(sorted(recorded))
+        return ["u"], lambda current: {"u": f'{{"n": {len(asked)}}}'}
+
+    batch = [event("m1", "u", T0, "identify"), event("m2", "u", T0), event("m1", "u", T0, "identify")]
+    store.record_events(ws.workspace_id, app, batch, T0, None, updates)
+    assert store.user_attributes(ws.workspace_id, "u") == '{"n": 1}'
+    store.record_events(ws.workspace_id, app, batch[:1] + [event("m3", "u", T0)], T0, None, updates)
+    assert asked == [["m1", "m2"], ["m3"]]
+    assert store.user_attributes(ws.workspace_id, "u") == '{"n": 2}'
+    # A refused batch writes no attributes either.
+    store.update_app(ws.workspace_id, app.app_key, event_limit=1)
+    with pytest.raises(RateLimited):
+        store.record_events(ws.workspace_id, reload(store, app), [event("m4", "u", T0)] * 2, T0,
+                            None, updates)
+    assert store.user_attributes(ws.workspace_id, "u") == '{"n": 2}'
+
+
 # ------------------------------------------------------------------- concurrency
 
 

@@ -14,7 +14,7 @@ import orjson
 
 from . import attributes, keys, tracking
 from .errors import Forbidden, InvalidInput, Unauthenticated
-from .store.base import App, Classifier, NewEvent, Store
+from .store.base import App, Classifier, EventUserUpdates, NewEvent, Store, UserUpdater
 
 INVALID_WRITE_KEY = "Invalid write key"
 ORIGIN_REFUSED = "This app does not accept events from this origin"
@@ -84,33 +84,39 @@ def record(
     if valid:
         events = [NewEvent(m.message_id, m.type, m.event, m.person, m.user_id, m.occurred_at, now_us)
                   for _, m in valid]
-        store.record_events(app.workspace_id, app, events, now_us, classify)
-        _set_traits(store, app.workspace_id, [m for _, m in valid], now_us)
+        store.record_events(app.workspace_id, app, events, now_us, classify,
+                            _traits([m for _, m in valid]))
     body: dict[str, Any] = {"success": True}
     if rejected:
         body["rejected"] = [e.as_json() for e in rejected]
     return body
 
 
-def _set_traits(
-    store: Store, workspace_id: int, messages: Sequence[tracking.TrackedMessage], now_us: int
-) -> None:
-    """``identify`` traits as the user's attributes (section 5 rules), in message order.
-    Applied again when a message is repeated: setting the same values changes nothing."""
-    updates = [
-        tracking.identify_update(m.user_id, m.traits)
-        for m in messages
-        if m.type == "identify" and m.user_id is not None and m.traits
-    ]
-    updates = [u for u in updates if u.set or u.remove]
-    if not updates:
-        return
+def _traits(messages: Sequence[tracking.TrackedMessage]) -> EventUserUpdates:
+    """``identify`` traits as the users' attributes (section 5 rules), in message order,
+    for the messages the store newly records: a repeated messageId is ignored, so a late
+    retry of an old ``identify`` cannot undo a newer one."""
 
-    def apply(current: Mapping[str, str]) -> dict[str, str]:
-        state = {ext: attributes.decode_values(orjson.loads(text)) for ext, text in current.items()}
-        for update in updates:
-            state[update.external_id] = attributes.apply_update(state.get(update.external_id, {}), update)
-        return {ext: orjson.dumps(attributes.encode_values(values)).decode()
-                for ext, values in state.items()}
+    def updates_for(recorded: Sequence[str]) -> tuple[list[str], UserUpdater] | None:
+        new_ids, seen = set(recorded), set()
+        updates = []
+        for m in messages:
+            if m.message_id in new_ids and m.message_id not in seen:
+                seen.add(m.message_id)  # (a batch repeating an id: its first message)
+                if m.type == "identify" and m.user_id is not None and m.traits:
+                    update = tracking.identify_update(m.user_id, m.traits)
+                    if update.set or update.remove:
+                        updates.append(update)
+        if not updates:
+            return None
 
-    store.update_users(workspace_id, [u.external_id for u in updates], apply, now_us)
+        def apply(current: Mapping[str, str]) -> dict[str, str]:
+            state = {ext: attributes.decode_values(orjson.loads(text)) for ext, text in current.items()}
+            for update in updates:
+                state[update.external_id] = attributes.apply_update(state.get(update.external_id, {}), update)
+            return {ext: orjson.dumps(attributes.encode_values(values)).decode()
+                    for ext, values in state.items()}
+
+        return [u.external_id for u in updates], apply
+
+    return updates_for

@@ -220,6 +220,19 @@ def test_identify_traits_become_attributes_and_segments_follow(client, shared_db
     assert day_series(client, key) == {DAY: 4}
 
 
+
+def test_a_repeated_identify_is_ignored_even_after_a_newer_one(client, shared_db, tenant):
+    """A library's late retry of an old ``identify`` (same messageId) must not undo the
+    traits a newer one set: the repeat is ignored like any known messageId."""
+    ws, apps, _ = tenant
+    wk = apps[0].write_key
+    old = {"userId": "u9", "messageId": "id-old", "traits": {"plan": "free"}}
+    assert post_json(client, "/v1/i", old, wk).json() == SUCCESS
+    assert post_json(client, "/v1/i", {"userId": "u9", "messageId": "id-new", "traits": {"plan": "pro"}},
+                     wk).json() == SUCCESS
+    assert batch(client, wk, [{"type": "identify", **old}]).json() == SUCCESS
+    assert user_attributes(shared_db.store, ws.workspace_id, "u9") == {"plan": "pro"}
+
 def test_cors_preflight_and_answers(client, shared_db, tenant):
     ws, apps, key = tenant
     origin = "https://shop.example"

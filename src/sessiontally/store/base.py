@@ -103,6 +103,11 @@ Classifier = Callable[
 # text of every user to write.
 UserUpdater = Callable[[Mapping[str, str]], Mapping[str, str]]
 
+# Given the messageIds a batch newly recorded (in no particular order), the users whose
+# attributes those messages change and how; None when they change none. Written in the
+# batch's transaction, after its sessions are classified.
+EventUserUpdates = Callable[[Sequence[str]], tuple[Sequence[str], UserUpdater] | None]
+
 MAX_TRACKED_SEGMENTS = 25
 
 
@@ -217,12 +222,14 @@ class Store(Protocol):
         events: Sequence[NewEvent],
         now_us: int,
         classify: Classifier | None = None,
+        user_updates: EventUserUpdates | None = None,
     ) -> RecordOutcome:
         """Record a batch of tracking-API messages in one transaction: those whose
-        (app, messageId) is new are stored, and the activity among them updates the
-        derived sessions and their counts (CONTRACT section 11). The batch first takes
-        ``len(events)`` from the app's hourly message limit: ``RateLimited`` if it would
-        go over (then nothing is recorded)."""
+        (app, messageId) is new are stored, the activity among them updates the
+        derived sessions and their counts (CONTRACT section 11), and ``user_updates``
+        of the new ones sets user attributes (``identify`` traits; a repeated message
+        changes nothing). The batch first takes ``len(events)`` from the app's hourly
+        message limit: ``RateLimited`` if it would go over (then nothing is recorded)."""
         ...
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]

@@ -15,7 +15,7 @@ every use of a pooled connection): a database that cannot be reached becomes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from importlib import resources
@@ -29,6 +29,7 @@ from . import derived, sql
 from .base import (
     App,
     Classifier,
+    EventUserUpdates,
     NewEvent,
     NewSession,
     RecordOutcome,
@@ -271,6 +272,7 @@ class PostgresStore(SqlWrites, SqlReads):
         events: Sequence[NewEvent],
         now_us: int,
         classify: Classifier | None = None,
+        user_updates: EventUserUpdates | None = None,
     ) -> RecordOutcome:
         unique: dict[str, NewEvent] = {}
         for event in events:
@@ -309,7 +311,14 @@ class PostgresStore(SqlWrites, SqlReads):
                 with conn.cursor() as cursor:
                     cursor.executemany(_psycopg(statement), rows)
 
+            changes = user_updates([e.message_id for e in fresh]) if user_updates else None
+            # The users are locked before the rollup rows, as record_sessions locks them
+            # (no lock cycle), and written after the sessions are classified: a batch's
+            # traits apply to the sessions of later batches.
+            current = _lock_users(conn, workspace_id, changes[0]) if changes else {}
             derived.derive(tx, execute_many, workspace_id, app, fresh, classify)
+            if changes:
+                _write_users(conn, workspace_id, changes[1](current), now_us)
         return RecordOutcome(recorded=len(fresh), duplicates=len(events) - len(fresh))
 
     @staticmethod
@@ -346,35 +355,9 @@ class PostgresStore(SqlWrites, SqlReads):
     def update_users(
         self, workspace_id: int, external_ids: Sequence[str], update: UserUpdater, now: int
     ) -> None:
-        ids = sorted(set(external_ids))
         with self._tx() as conn:
-            # FOR UPDATE cannot lock a user that does not exist yet: two requests creating
-            # the same user would each start from no attributes and the second would
-            # overwrite the first. A transaction-level advisory lock per user (taken in key
-            # order, so concurrent batches cannot deadlock) serialises them.
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
-                " hashtextextended(%s::text || '/' || e, 0) AS k FROM unnest(%s::text[]) AS e"
-                " ORDER BY k OFFSET 0) AS keys",
-                (workspace_id, ids),
-            )
-            current: dict[str, str] = dict(
-                conn.execute(
-                    "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
-                    " AND external_id = ANY(%s) ORDER BY external_id FOR UPDATE",
-                    (workspace_id, ids),
-                ).fetchall()
-            )
-            changed = sorted(update(current).items())
-            if changed:
-                # (Per engine: one statement over arrays; SQLite runs executemany.)
-                conn.execute(
-                    "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
-                    " SELECT %s, e, a, %s FROM unnest(%s::text[], %s::text[]) AS u(e, a)"
-                    " ON CONFLICT (workspace_id, external_id)"
-                    " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
-                    (workspace_id, now, [e for e, _ in changed], [t for _, t in changed]),
-                )
+            current = _lock_users(conn, workspace_id, external_ids)
+            _write_users(conn, workspace_id, update(current), now)
 
     def create_segment(
         self,
@@ -425,3 +408,40 @@ class PostgresStore(SqlWrites, SqlReads):
         for i, total in rows:
             totals[i] = int(total or 0)
         return totals
+
+
+def _lock_users(conn: Connection, workspace_id: int, external_ids: Sequence[str]) -> dict[str, str]:
+    """Lock the users (existing or not) for this transaction; the stored attributes (JSON
+    text) of those that exist."""
+    ids = sorted(set(external_ids))
+    # FOR UPDATE cannot lock a user that does not exist yet: two requests creating the same
+    # user would each start from no attributes and the second would overwrite the first. A
+    # transaction-level advisory lock per user (taken in key order, so concurrent batches
+    # cannot deadlock) serialises them.
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
+        " hashtextextended(%s::text || '/' || e, 0) AS k FROM unnest(%s::text[]) AS e"
+        " ORDER BY k OFFSET 0) AS keys",
+        (workspace_id, ids),
+    )
+    return dict(
+        conn.execute(
+            "SELECT external_id, attributes FROM users WHERE workspace_id = %s"
+            " AND external_id = ANY(%s) ORDER BY external_id FOR UPDATE",
+            (workspace_id, ids),
+        ).fetchall()
+    )
+
+
+def _write_users(conn: Connection, workspace_id: int, attributes: Mapping[str, str], now: int) -> None:
+    """Store each user's new attributes (JSON text); the users are locked (``_lock_users``)."""
+    changed = sorted(attributes.items())
+    if changed:
+        # (Per engine: one statement over arrays; SQLite runs executemany.)
+        conn.execute(
+            "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
+            " SELECT %s, e, a, %s FROM unnest(%s::text[], %s::text[]) AS u(e, a)"
+            " ON CONFLICT (workspace_id, external_id)"
+            " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
+            (workspace_id, now, [e for e, _ in changed], [t for _, t in changed]),
+        )

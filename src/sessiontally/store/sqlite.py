@@ -23,6 +23,7 @@ from . import derived, sql
 from .base import (
     App,
     Classifier,
+    EventUserUpdates,
     NewEvent,
     NewSession,
     RecordOutcome,
@@ -137,16 +138,8 @@ class SqliteStore(SqlWrites, SqlReads):
     def update_users(
         self, workspace_id: int, external_ids: Sequence[str], update: UserUpdater, now: int
     ) -> None:
-        ids = sorted(set(external_ids))
         with self.connections.write() as conn:  # (the database lock: no per-user locks needed)
-            current = dict(_rows_in(conn, _USERS_IN, workspace_id, ids))
-            # (Per engine: many rows are one executemany here, one unnest statement on PostgreSQL.)
-            conn.executemany(
-                "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, external_id)"
-                " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
-                [(workspace_id, ext, text, now) for ext, text in update(current).items()],
-            )
+            _update_users(conn, workspace_id, external_ids, update, now)
 
     def create_segment(
         self,
@@ -216,9 +209,11 @@ class SqliteStore(SqlWrites, SqlReads):
         events: Sequence[NewEvent],
         now_us: int,
         classify: Classifier | None = None,
+        user_updates: EventUserUpdates | None = None,
     ) -> RecordOutcome:
         return self.connections.write_grouped(
-            lambda conn: self._record_events(conn, workspace_id, app, events, now_us, classify)
+            lambda conn: self._record_events(conn, workspace_id, app, events, now_us, classify,
+                                             user_updates)
         )
 
     @staticmethod
@@ -229,6 +224,7 @@ class SqliteStore(SqlWrites, SqlReads):
         events: Sequence[NewEvent],
         now_us: int,
         classify: Classifier | None,
+        user_updates: EventUserUpdates | None,
     ) -> RecordOutcome:
         derived.take_messages(conn, workspace_id, app, len(events), now_us)
         insert = conn.execute
@@ -238,6 +234,9 @@ class SqliteStore(SqlWrites, SqlReads):
                                           e.person, e.user_id, e.occurred_at, e.received_at)).rowcount
         ]
         derived.derive(conn, conn.executemany, workspace_id, app, fresh, classify)
+        changes = user_updates([e.message_id for e in fresh]) if user_updates else None
+        if changes is not None:
+            _update_users(conn, workspace_id, *changes, now_us)
         return RecordOutcome(recorded=len(fresh), duplicates=len(events) - len(fresh))
 
     @staticmethod
@@ -348,3 +347,19 @@ def _split_sql(script: str) -> list[str]:
     """Statements of a migration file (no semicolons inside our statements' literals)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _update_users(
+    conn: sqlite3.Connection, workspace_id: int, external_ids: Sequence[str], update: UserUpdater,
+    now: int,
+) -> None:
+    """Write ``update``'s attributes for ``external_ids`` inside the caller's transaction."""
+    ids = sorted(set(external_ids))
+    current = dict(_rows_in(conn, _USERS_IN, workspace_id, ids))
+    # (Per engine: many rows are one executemany here, one unnest statement on PostgreSQL.)
+    conn.executemany(
+        "INSERT INTO users (workspace_id, external_id, attributes, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, external_id)"
+        " DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at",
+        [(workspace_id, ext, text, now) for ext, text in update(current).items()],
+    )
