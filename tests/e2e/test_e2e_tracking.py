@@ -9,9 +9,11 @@ at the series, not only at the status.
 
 from __future__ import annotations
 
+import gzip
 import time
 import uuid
 
+import orjson
 import pytest
 from db_support import avoid_hour_boundary
 from e2e_support import assert_no_rate_headers, assert_rate_headers, bearer
@@ -220,6 +222,16 @@ def test_identify_traits_become_attributes_and_segments_follow(client, shared_db
     assert day_series(client, key) == {DAY: 4}
 
 
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(client, shared_db, tenant):
+    """RFC 1952 allows a gzip body of several members; they are one body together."""
+    ws, apps, key = tenant
+    raw = orjson.dumps({"batch": [message("page", "g1", at("09:00")), message("page", "g2", at("10:00"))]})
+    body = gzip.compress(raw[:40]) + gzip.compress(raw[40:])
+    response = post_json(client, "/v1/batch", body, apps[0].write_key, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200 and response.json() == SUCCESS, response.text
+    assert day_series(client, key) == {DAY: 2}
 
 def test_a_repeated_identify_is_ignored_even_after_a_newer_one(client, shared_db, tenant):
     """A library's late retry of an old ``identify`` (same messageId) must not undo the

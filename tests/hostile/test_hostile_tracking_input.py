@@ -467,6 +467,21 @@ CASES: list[Case] = [
         contains="not valid gzip",
     ),
     Case(
+        "gzip-trailing-garbage",
+        lambda c: c.post(
+            "/v1/batch", gzip.compress(orjson.dumps({"batch": [message("page")]})) + b"garbage",
+            encoding="gzip",
+        ),
+        400,
+        contains="not valid gzip",
+    ),
+    Case(
+        "gzip-many-members-over-500-kb",
+        lambda c: c.post("/v1/batch", gzip.compress(b" " * 1000, mtime=0) * 600, encoding="gzip"),
+        400,
+        TOO_LARGE + " after decompression",
+    ),
+    Case(
         "gzip-bomb-600-kb",
         lambda c: c.post("/v1/batch", _gzip_bomb(600 * KB), encoding="gzip"),
         400,

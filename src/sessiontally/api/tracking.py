@@ -101,18 +101,28 @@ def _basic_user(header: str | None) -> str | None:
 
 
 def _decoded(raw: bytes, encoding: str) -> bytes:
-    """The body after ``Content-Encoding`` (gzip or none), at most 500 KB."""
+    """The body after ``Content-Encoding`` (gzip or none), at most 500 KB. A gzip body
+    may hold several members (RFC 1952), read one after the other; anything else after
+    the last one is not gzip."""
     if encoding in ("", "identity"):
         return raw
     if encoding not in ("gzip", "x-gzip"):
         raise InvalidInput("Content-Encoding must be gzip or identity")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        body = inflater.decompress(raw, tracking.MAX_REQUEST_BYTES + 1)
-    except zlib.error:
-        raise InvalidInput("body is not valid gzip") from None
-    if len(body) > tracking.MAX_REQUEST_BYTES:
-        raise InvalidInput(REQUEST_TOO_LARGE + " after decompression")
-    if not inflater.eof:
-        raise InvalidInput("body is not valid gzip (truncated)")
-    return body
+    parts: list[bytes] = []
+    size = 0
+    rest = raw
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            part = inflater.decompress(rest, tracking.MAX_REQUEST_BYTES + 1 - size)
+        except zlib.error:
+            raise InvalidInput("body is not valid gzip") from None
+        parts.append(part)
+        size += len(part)
+        if size > tracking.MAX_REQUEST_BYTES:
+            raise InvalidInput(REQUEST_TOO_LARGE + " after decompression")
+        if not inflater.eof:
+            raise InvalidInput("body is not valid gzip (truncated)")
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
