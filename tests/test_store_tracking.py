@@ -326,3 +326,62 @@ def test_batches_on_either_side_of_an_hour_boundary_derive_one_after_the_other(s
     second.join(10)
     assert spans(store, ws, app) == [("p", T0 - 60 * S, T0)]
     assert store.rollup_total(ws.workspace_id, app.app_key, 0) == 1
+
+
+def test_apps_made_before_the_tracking_migration_get_write_keys(engine, tmp_path):
+    """Migration 0004 adds the write-key column; the store then gives every older app a
+    key of its own workspace that admits it (one routed UPDATE per app)."""
+    from importlib import resources
+
+    from db_support import engine_database
+
+    from sessiontally.store import open_store
+
+    folder = resources.files("sessiontally.store") / "migrations" / engine
+    older = sorted(entry for entry in folder.iterdir() if entry.name < "0004")
+    with engine_database(engine, tmp_path) as url:
+        if engine == "postgres":
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                             " applied_at BIGINT NOT NULL)")
+                for entry in older:
+                    conn.execute(entry.read_text())
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (int(entry.name[:4]),))
+                for ws in (1, 2):
+                    conn.execute("INSERT INTO workspaces (workspace_id, name, time_zone, rate_limit,"
+                                 " created_at) VALUES (%s, %s, 'UTC', 10, 0)", (ws, f"w{ws}"))
+                    conn.execute("INSERT INTO apps VALUES (%s, 1, %s, 'a', NULL, 0)", (ws, f"app-{ws}"))
+        else:
+            import sqlite3
+
+            from sessiontally.store.sqlite import _split_sql
+
+            conn = sqlite3.connect(url)
+            conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                         " applied_at INTEGER NOT NULL)")
+            for entry in older:
+                for statement in _split_sql(entry.read_text()):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (int(entry.name[:4]),))
+            for ws in (1, 2):
+                conn.execute("INSERT INTO workspaces VALUES (?, ?, 'UTC', 10, 0)", (ws, f"w{ws}"))
+                conn.execute("INSERT INTO apps VALUES (?, 1, ?, 'a', NULL, 0)", (ws, f"app-{ws}"))
+            conn.commit()
+            conn.close()
+        store = open_store(url)
+        try:
+            assert store.migrate() >= 4
+            found = [store.find_app(ws, f"app-{ws}") for ws in (1, 2)]
+            assert all(app is not None for app in found)
+            write_keys = [app.write_key for app in found if app is not None]
+            assert write_keys[0] != write_keys[1]
+            for ws, key in zip((1, 2), write_keys, strict=True):
+                assert key.startswith(f"wk_{ws}_")
+                admitted = store.find_app_by_write_key(ws, key)
+                assert admitted is not None and admitted.app_id == f"app-{ws}"
+            store.migrate()  # again: nothing changes
+            assert [store.find_app(ws, f"app-{ws}").write_key for ws in (1, 2)] == write_keys
+        finally:
+            store.close()

@@ -182,6 +182,7 @@ class PostgresStore(SqlWrites, SqlReads):
                 conn.execute(script)
                 _execute(conn, sql.RECORD_MIGRATION, (number, int(time.time())))
                 version = number
+            sql.fill_write_keys(_SharedStatements(conn))
         return version
 
     def _fetch_one(self, statement: str, params: Sequence[Any]) -> Row | None:

@@ -48,6 +48,8 @@ INSERT_APP = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 SET_WRITE_KEY = "UPDATE apps SET write_key = ? WHERE workspace_id = ? AND app_key = ?"
+ALL_WORKSPACES = "SELECT workspace_id FROM workspaces ORDER BY workspace_id"
+APPS_WITHOUT_WRITE_KEY = "SELECT app_key FROM apps WHERE workspace_id = ? AND write_key IS NULL"
 UPDATE_APP = (
     "UPDATE apps SET session_timeout_s = COALESCE(?, session_timeout_s),"
     " allowed_origins = COALESCE(?, allowed_origins), event_limit = COALESCE(?, event_limit)"
@@ -84,6 +86,14 @@ SET_SEGMENT_TRACKING = (
 def segment_tags(tags: Sequence[str]) -> str:
     """The ``tags`` column of a segment: a JSON array."""
     return orjson.dumps(list(tags)).decode()
+
+
+def fill_write_keys(tx: SharedStatements) -> None:
+    """Give every app without a write key (made before migration 0004) a new one: per
+    workspace, so that on Citus each statement is routed to one shard."""
+    for (workspace_id,) in tx.execute(ALL_WORKSPACES, ()).fetchall():
+        for (app_key,) in tx.execute(APPS_WITHOUT_WRITE_KEY, (workspace_id,)).fetchall():
+            tx.execute(SET_WRITE_KEY, (generate_write_key(int(workspace_id)), workspace_id, app_key))
 
 
 def check_tracking_room(tracked: int) -> None:

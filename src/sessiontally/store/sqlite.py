@@ -113,6 +113,7 @@ class SqliteStore(SqlWrites, SqlReads):
                     conn.execute(statement)
                 conn.execute(sql.RECORD_MIGRATION, (number, int(time.time())))
                 version = number
+            sql.fill_write_keys(conn)
         return version
 
     # ---------------------------------------------------------------- workspaces

@@ -2,12 +2,13 @@
 -- events received, and the sessions derived from them (docs/architecture.md).
 
 -- The write key is not a secret (it ships inside web pages); it is stored as it is, so
--- that it can be shown with the app. It begins with "wk_<workspace id>_".
+-- that it can be shown with the app. It begins with "wk_<workspace id>_". Apps made
+-- before this migration get theirs from the store right after it (sql.fill_write_keys):
+-- one parameterised UPDATE per app, which a distributed table routes to one shard.
 ALTER TABLE apps ADD COLUMN write_key TEXT;
 ALTER TABLE apps ADD COLUMN session_timeout_s INTEGER NOT NULL DEFAULT 1800;
 ALTER TABLE apps ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '';  -- space-separated; empty = any
 ALTER TABLE apps ADD COLUMN event_limit BIGINT NOT NULL DEFAULT 10000000;  -- messages per UTC hour
-UPDATE apps SET write_key = 'wk_' || workspace_id || '_' || replace(gen_random_uuid()::text, '-', '');
 CREATE UNIQUE INDEX apps_write_key ON apps (workspace_id, write_key);
 
 -- One row per message recorded: (app, messageId) is the idempotency key.
