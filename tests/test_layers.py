@@ -37,7 +37,7 @@ LAYERS = (
     Layer("adapters", frozenset({"store", "ratelimit"}), True, WEB),
     Layer("pure", frozenset({"timeparse", "buckets", "series_query", "ingest", "attributes",
                              "segments", "ipallow", "keys", "limits", "sessionize",
-                             "tracking"}), False, DRIVERS | WEB),
+                             "tracking", "kpi"}), False, DRIVERS | WEB),
     Layer("foundation", frozenset({"", "config", "errors"}), True, DRIVERS | WEB),
 )
 

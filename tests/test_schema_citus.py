@@ -45,7 +45,8 @@ OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 NOT_TENANT = {"workspaces", "schema_migrations"}  # reference tables on Citus
 TENANT_TABLES = {"apps", "api_keys", "sessions", "session_counts", "session_counts_coarse", "users",
-                 "segments", "rate_windows", "events", "derived_sessions", "app_message_counts"}
+                 "segments", "rate_windows", "events", "derived_sessions", "app_message_counts",
+                "person_days", "kpi_counts", "event_names", "event_counts"}
 WORKSPACE_ID = 987_654_321  # distinctive, so that finding it among the parameters means something
 
 # A reference to a table by a statement (SQL keywords are upper case in this code base,
@@ -140,7 +141,8 @@ def test_every_primary_key_begins_with_workspace_id(store, engine):
     tables = schema(store, engine)
     expected = {"workspaces", "schema_migrations", "apps", "api_keys", "sessions",
                 "session_counts", "session_counts_coarse", "users", "segments", "events",
-                "derived_sessions", "app_message_counts"}
+                "derived_sessions", "app_message_counts", "person_days", "kpi_counts",
+                "event_names", "event_counts"}
     if engine == "postgres":
         expected.add("rate_windows")  # SQLite keeps its counters in a sidecar file
     assert set(tables) == expected, "a new table: add it here and to docs/operations.md"
@@ -338,6 +340,20 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
                                    lambda ids: (["u0"], lambda current: {"u0": '{"plan": "pro"}'})
                                    ).recorded == 4
         assert store.record_events(w, app, events[:1], now_us, classify_everyone).duplicates == 1
+    with recorder.calling("kpi_series"):
+        assert sum(store.kpi_series(w, 0, 1, 0, now_us // 86_400_000_000 + 2)) >= 1
+    with recorder.calling("event_names"):
+        assert store.event_names(w, 0, 10) == ["Signed Up"]
+    with recorder.calling("event_name_key"):
+        name_key = store.event_name_key(w, "Signed Up")
+    assert name_key is not None
+    with recorder.calling("count_events_by_quarters"):
+        assert sum(store.count_events_by_quarters(w, 0, 0, name_key, [quarter - 20, quarter + 1])) == 4
+    with recorder.calling("active_days"):
+        assert store.active_days(w, 0)
+    with recorder.calling("change_time_zone"):
+        store.change_time_zone(w, "Asia/Kolkata")
+        store.change_time_zone(w, "UTC")
     with recorder.calling("derived_sessions"):
         assert len(store.derived_sessions(w, app.app_key)) == 4
     with recorder.calling("count_by_quarters"):

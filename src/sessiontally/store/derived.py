@@ -15,12 +15,13 @@ that are the same on both engines, over a write transaction (``SharedStatements`
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 from ..errors import RateLimited
 from ..sessionize import Activity, Interval, resolve, window
 from ..tracking import ACTIVITY_TYPES
+from . import kpis
 from .base import App, Classifier, NewEvent, TrackedSegment
 from .rollup import ALL_APPS, ALL_USERS, QUARTER_US, coarse_increments
 from .sql import TRACKED_SEGMENTS, SharedStatements, one_row
@@ -56,8 +57,6 @@ ADD_COARSE = (
     " DO UPDATE SET sessions = session_counts_coarse.sessions + excluded.sessions"
 )
 
-# The engine's way of running one statement for many parameter rows.
-ExecuteMany = Callable[[str, Sequence[Sequence[object]]], object]
 
 
 def take_messages(tx: SharedStatements, workspace_id: int, app: App, count: int, now_us: int) -> None:
@@ -71,23 +70,29 @@ def take_messages(tx: SharedStatements, workspace_id: int, app: App, count: int,
 
 def derive(
     tx: SharedStatements,
-    execute_many: ExecuteMany,
     workspace_id: int,
     app: App,
     fresh: Sequence[NewEvent],
     classify: Classifier | None,
+    lock_days: kpis.LockDays,
 ) -> None:
-    """Update the derived sessions and the rollup for the newly recorded ``fresh``."""
+    """Update the derived sessions, the rollup and the daily KPIs for the newly recorded
+    ``fresh``; count its custom events."""
     by_person: dict[str, list[Activity]] = {}
     for event in fresh:
         if event.type in ACTIVITY_TYPES:
             by_person.setdefault(event.person, []).append(Activity(event.occurred_at, event.user_id))
     if not by_person:
-        return
+        return  # (custom events are activity too: none here means no track either)
+    zone = lock_days(tx, workspace_id, sorted(by_person))
+    tracked_users = sorted({e.user_id for e in fresh if e.type == "track" and e.user_id is not None})
+    kpis.count_events(tx, workspace_id, zone, app.app_key, fresh,
+                      memberships(tx, workspace_id, tracked_users, classify))
     timeout_us = app.session_timeout_s * 1_000_000
     key = (workspace_id, app.app_key)
     deltas: Counter[tuple[int, int, int]] = Counter()  # (app, segment, quarter) -> sessions
     removals: list[tuple[object, ...]] = []
+    starts: list[tuple[int, str, int, int]] = []  # (app, person, started_at, ±1) for the KPIs
     inserts: list[tuple[str, int, int, tuple[int, ...] | None, str | None]] = []
     persons = sorted(by_person)  # (a fixed order: concurrent writers lock alike)
     windows = {person: window(by_person[person], timeout_us) for person in persons}
@@ -96,25 +101,29 @@ def derive(
         changes = resolve(stored.get(person, ()), by_person[person], timeout_us)
         for gone in changes.removed:
             removals.append((*key, person, gone.ended_at))
+            starts.append((app.app_key, person, gone.started_at, -1))
             _count(deltas, app.app_key, gone.started_at, gone.segments, -1)
         for new in changes.added:
             inserts.append((person, new.started_at, new.ended_at, new.segments, new.user_id))
-    memberships = _classify(tx, workspace_id, inserts, classify)
+    new_users = sorted({user for _, _, _, kept, user in inserts if kept is None and user is not None})
+    matched = memberships(tx, workspace_id, new_users, classify)
     rows = []
     for (person, start, end, kept, user_id) in inserts:
         segments: Sequence[int] = kept if kept is not None else (
-            memberships.get(user_id, ()) if user_id is not None else ())
+            matched.get(user_id, ()) if user_id is not None else ())
         rows.append((*key, person, end, start, " ".join(map(str, segments))))
+        starts.append((app.app_key, person, start, +1))
         _count(deltas, app.app_key, start, segments, +1)
     if removals:
-        execute_many(DELETE_SESSION, removals)
+        tx.executemany(DELETE_SESSION, removals)
     if rows:
-        execute_many(INSERT_SESSION, rows)
+        tx.executemany(INSERT_SESSION, rows)
+    kpis.upkeep(tx, workspace_id, zone, starts)
     quarters = sorted((*k, n) for k, n in deltas.items() if n)
     if quarters:
-        execute_many(ADD_QUARTERS, [(workspace_id, *row) for row in quarters])
+        tx.executemany(ADD_QUARTERS, [(workspace_id, *row) for row in quarters])
         coarse = [row for row in coarse_increments(quarters) if row[-1]]
-        execute_many(ADD_COARSE, [(workspace_id, *row) for row in coarse])
+        tx.executemany(ADD_COARSE, [(workspace_id, *row) for row in coarse])
 
 
 def _near_sessions(
@@ -164,15 +173,11 @@ def _count(
         deltas[(ALL_APPS, segment_key, quarter)] += sign
 
 
-def _classify(
-    tx: SharedStatements,
-    workspace_id: int,
-    inserts: Sequence[tuple[str, int, int, tuple[int, ...] | None, str | None]],
-    classify: Classifier | None,
+def memberships(
+    tx: SharedStatements, workspace_id: int, users: Sequence[str], classify: Classifier | None
 ) -> dict[str, Sequence[int]]:
-    """The tracked segments each user of a new session matches now (read inside the
-    recording transaction)."""
-    users = sorted({user for _, _, _, segments, user in inserts if segments is None and user is not None})
+    """The tracked segments each of ``users`` matches now (read inside the recording
+    transaction)."""
     if classify is None or not users:
         return {}
     tracked = [TrackedSegment(k, f) for k, f in tx.execute(TRACKED_SEGMENTS, (workspace_id,)).fetchall()]

@@ -25,7 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import DuplicateName, StoreUnavailable
-from . import derived, sql
+from . import derived, kpis, sql
 from .base import (
     App,
     Classifier,
@@ -98,11 +98,32 @@ class _SharedStatements:
     def execute(self, statement: str, params: Sequence[Any], /) -> Cursor:
         return _execute(self.conn, statement, params)
 
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]], /) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(_psycopg(statement), rows)
+
 
 @contextmanager
 def _shared(transaction: AbstractContextManager[Connection]) -> Iterator[SharedStatements]:
     with transaction as conn:
         yield _SharedStatements(conn)
+
+
+def _lock_days(tx: SharedStatements, workspace_id: int, persons: Sequence[str]) -> str:
+    """The workspace's zone, its row locked FOR SHARE (a zone change, which locks it FOR
+    UPDATE and rebuilds the days, waits for this transaction, or this one for it), and
+    advisory locks on the persons' KPI days in key order (concurrent batches cannot
+    deadlock). Taken after the users' locks and before the rollup's rows, the order of
+    every recording transaction."""
+    (zone,) = one_row(tx.execute(
+        "SELECT time_zone FROM workspaces WHERE workspace_id = ? FOR SHARE", (workspace_id,)))
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
+        " hashtextextended('kpi/' || ?::text || '/' || p, 0) AS k FROM unnest(?::text[]) AS p"
+        " ORDER BY k OFFSET 0) AS keys",
+        (workspace_id, list(persons)),
+    )
+    return str(zone)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -243,6 +264,11 @@ class PostgresStore(SqlWrites, SqlReads):
             new_ids = {row[0] for row in inserted}
             fresh = [s for s in ordered if s.session_id in new_ids]
             segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+            tx = _SharedStatements(conn)
+            starts = [(s.app_key, s.external_id, s.started_at, 1) for s in fresh]
+            if starts:
+                zone = _lock_days(tx, workspace_id, sorted({s.external_id for s in fresh}))
+                kpis.upkeep(tx, workspace_id, zone, starts)
             rows = rollup_increments(fresh, segments)
             if rows:
                 apps, segs, quarters, counts = (list(column) for column in zip(*rows, strict=True))
@@ -307,17 +333,12 @@ class PostgresStore(SqlWrites, SqlReads):
             ).fetchall()
             new_ids = {row[0] for row in inserted}
             fresh = [e for e in ordered if e.message_id in new_ids]
-
-            def execute_many(statement: str, rows: Sequence[Sequence[object]]) -> None:
-                with conn.cursor() as cursor:
-                    cursor.executemany(_psycopg(statement), rows)
-
             changes = user_updates([e.message_id for e in fresh]) if user_updates else None
             # The users are locked before the rollup rows, as record_sessions locks them
             # (no lock cycle), and written after the sessions are classified: a batch's
             # traits apply to the sessions of later batches.
             current = _lock_users(conn, workspace_id, changes[0]) if changes else {}
-            derived.derive(tx, execute_many, workspace_id, app, fresh, classify)
+            derived.derive(tx, workspace_id, app, fresh, classify, _lock_days)
             if changes:
                 _write_users(conn, workspace_id, changes[1](current), now_us)
         return RecordOutcome(recorded=len(fresh), duplicates=len(events) - len(fresh))

@@ -18,6 +18,7 @@ the series read (each engine's cheapest plan); and the column types of
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ import orjson
 
 from ..keys import generate_write_key
 from .base import MAX_TRACKED_SEGMENTS, ApiKey, App, Segment, TrackingLimitError, Workspace
-from .rollup import DAY, HOUR
+from .rollup import DAY, HOUR, plan_series_read
 
 APP_COLUMNS = (
     "workspace_id, app_key, app_id, name, platform, write_key, session_timeout_s,"
@@ -134,6 +135,8 @@ class SharedStatements(Protocol):
 
     def execute(self, statement: str, params: Sequence[Any], /) -> Cursor: ...
 
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]], /) -> object: ...
+
 
 def one_row(cursor: Cursor) -> tuple[Any, ...]:
     """The row of a statement that always returns one (an aggregate)."""
@@ -208,6 +211,13 @@ class SqlWrites:
     def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None:
         with self._shared_transaction() as tx:
             tx.execute(TOUCH_KEY, (seen_at, workspace_id, key_id))
+
+    def change_time_zone(self, workspace_id: int, time_zone: str) -> None:
+        from . import kpis  # (kpis builds on this module's statements)
+
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)  # recording transactions wait (FOR SHARE)
+            kpis.rebuild(tx, workspace_id, time_zone)
 
     def set_segment_tracking(
         self, workspace_id: int, segment_id: str, enabled: bool, now: int
@@ -350,6 +360,69 @@ class SqlReads:
         if not quarters == hours == days:
             raise RollupMismatch(f"rollup levels disagree: quarters {quarters}, hours {hours}, days {days}")
         return quarters
+
+
+    # ------------------------------------------------------------- KPIs and events
+
+    def kpi_series(
+        self, workspace_id: int, app_key: int, kind: int, first_day: int, last_day: int
+    ) -> list[int]:
+        """One KPI (``kpi.DAU`` ...) for each local day ``first_day..last_day``."""
+        rows = self._fetch_all(
+            "SELECT day, value FROM kpi_counts WHERE workspace_id = ? AND app_key = ? AND kind = ?"
+            " AND day >= ? AND day <= ?",
+            (workspace_id, app_key, kind, first_day, last_day),
+        )
+        values = [0] * (last_day - first_day + 1)
+        for day, value in rows:
+            values[int(day) - first_day] = int(value)
+        return values
+
+    def event_names(self, workspace_id: int, offset: int, limit: int) -> list[str]:
+        rows = self._fetch_all(
+            "SELECT name FROM event_names WHERE workspace_id = ? ORDER BY name LIMIT ? OFFSET ?",
+            (workspace_id, limit, offset),
+        )
+        return [str(row[0]) for row in rows]
+
+    def event_name_key(self, workspace_id: int, name: str) -> int | None:
+        row = self._fetch_one(
+            "SELECT name_key FROM event_names WHERE workspace_id = ? AND name = ?", (workspace_id, name)
+        )
+        return int(row[0]) if row else None
+
+    def count_events_by_quarters(
+        self, workspace_id: int, app_key: int, segment_key: int, name_key: int, boundaries: Sequence[int]
+    ) -> list[int]:
+        """Events of one name in each ``[boundaries[i], boundaries[i+1])`` (quarter indexes),
+        from the coarsest level that fits each piece (``rollup.plan_series_read``): one
+        range read per level."""
+        pieces = plan_series_read(tuple(boundaries))
+        totals = [0] * (len(boundaries) - 1)
+        for grain in sorted({piece[1] for piece in pieces}):
+            mine = [piece for piece in pieces if piece[1] == grain]
+            rows = self._fetch_all(
+                "SELECT first_quarter, events FROM event_counts WHERE workspace_id = ? AND app_key = ?"
+                " AND segment_key = ? AND name_key = ? AND grain = ? AND first_quarter >= ?"
+                " AND first_quarter < ? ORDER BY first_quarter",
+                (workspace_id, app_key, segment_key, name_key, grain,
+                 min(p[2] for p in mine), max(p[3] for p in mine)),
+            )
+            firsts = [int(row[0]) for row in rows]
+            for bucket, _, first, end in mine:
+                lo, hi = bisect_left(firsts, first), bisect_left(firsts, end)
+                totals[bucket] += sum(int(row[1]) for row in rows[lo:hi])
+        return totals
+
+    def active_days(self, workspace_id: int, app_key: int) -> dict[str, set[int]]:
+        """Every person's active local days in one scope (tests, integrity checks)."""
+        found: dict[str, set[int]] = {}
+        for person, day in self._fetch_all(
+            "SELECT person, day FROM person_days WHERE workspace_id = ? AND app_key = ?",
+            (workspace_id, app_key),
+        ):
+            found.setdefault(str(person), set()).add(int(day))
+        return found
 
 
 class RollupMismatch(RuntimeError):

@@ -19,7 +19,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import derived, sql
+from . import derived, kpis, sql
 from .base import (
     App,
     Classifier,
@@ -186,6 +186,9 @@ class SqliteStore(SqlWrites, SqlReads):
     ) -> RecordOutcome:
         fresh = self._insert_new(conn, workspace_id, sessions)  # a repeat in the batch is known
         segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+        if fresh:
+            kpis.upkeep(conn, workspace_id, kpis.workspace_zone(conn, workspace_id),
+                        [(s.app_key, s.external_id, s.started_at, 1) for s in fresh])
         quarters = rollup_increments(fresh, segments)
         # (Per engine: executemany here, one statement over unnest arrays on PostgreSQL.)
         conn.executemany(
@@ -234,7 +237,7 @@ class SqliteStore(SqlWrites, SqlReads):
             if insert(_INSERT_NEW_EVENT, (workspace_id, app.app_key, e.message_id, e.type, e.event,
                                           e.person, e.user_id, e.occurred_at, e.received_at)).rowcount
         ]
-        derived.derive(conn, conn.executemany, workspace_id, app, fresh, classify)
+        derived.derive(conn, workspace_id, app, fresh, classify, kpis.zone_without_locks)
         changes = user_updates([e.message_id for e in fresh]) if user_updates else None
         if changes is not None:
             _update_users(conn, workspace_id, *changes, now_us)
