@@ -52,22 +52,73 @@ class Neighbours(NamedTuple):
     next: int | None
 
 
+def mau_span(day: int, around: Neighbours) -> tuple[int, int]:
+    """The days D (``first..last``, empty when first > last) whose MAU the person counts
+    in because of ``day`` alone."""
+    first = day if around.previous is None else max(day, around.previous + MAU_WINDOW_DAYS)
+    last = day + MAU_WINDOW_DAYS - 1
+    if around.next is not None:
+        last = min(last, around.next - 1)
+    return first, last
+
+
+def new_user_changes(day: int, around: Neighbours, sign: int) -> list[tuple[int, int]]:
+    """``(day, increment)`` of new users when ``day`` becomes active (``sign`` +1) or
+    inactive (-1): only when it is (or was) the person's first day."""
+    if around.previous is not None:
+        return []
+    changes = [(day, sign)]
+    if around.next is not None:  # the first day it displaces (or gives back)
+        changes.append((around.next, -sign))
+    return changes
+
+
 def activation(day: int, around: Neighbours, sign: int) -> Counter[tuple[int, int]]:
     """``(kind, day) -> increment`` when ``day`` becomes active (``sign`` +1) or inactive
     (-1) for a person whose other active days nearest to it are ``around``."""
     changes: Counter[tuple[int, int]] = Counter()
     changes[(DAU, day)] += sign
-    first = day if around.previous is None else max(day, around.previous + MAU_WINDOW_DAYS)
-    last = day + MAU_WINDOW_DAYS - 1
-    if around.next is not None:
-        last = min(last, around.next - 1)
+    first, last = mau_span(day, around)
     for covered in range(first, last + 1):
         changes[(MAU, covered)] += sign
-    if around.previous is None:  # it is (or was) the person's first day
-        changes[(NEW_USERS, day)] += sign
-        if around.next is not None:  # the first day it displaces (or gives back)
-            changes[(NEW_USERS, around.next)] -= sign
+    for affected, n in new_user_changes(day, around, sign):
+        changes[(NEW_USERS, affected)] += n
     return changes
+
+
+class DayChanges:
+    """Increments of many activations, MAU's kept as the edges of its spans (two entries
+    per activation instead of up to 30) and expanded once (``rows``)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[int, int, int]] = Counter()  # (scope, kind, day)
+        self.mau_edges: Counter[tuple[int, int]] = Counter()  # (scope, day): change from day on
+
+    def add(self, scope: int, day: int, around: Neighbours, sign: int) -> None:
+        self.counts[(scope, DAU, day)] += sign
+        first, last = mau_span(day, around)
+        if first <= last:
+            self.mau_edges[(scope, first)] += sign
+            self.mau_edges[(scope, last + 1)] -= sign
+        for affected, n in new_user_changes(day, around, sign):
+            self.counts[(scope, NEW_USERS, affected)] += n
+
+    def rows(self) -> list[tuple[int, int, int, int]]:
+        """``(scope, kind, day, increment)``, non-zero, sorted."""
+        counts = Counter(self.counts)
+        edge_days: dict[int, list[int]] = {}
+        for scope, day in self.mau_edges:
+            edge_days.setdefault(scope, []).append(day)
+        for scope, days in edge_days.items():
+            days.sort()
+            total = 0
+            for i, day in enumerate(days):
+                total += self.mau_edges[(scope, day)]
+                end = days[i + 1] if i + 1 < len(days) else day  # (spans end: total is 0 here)
+                if total:
+                    for covered in range(day, end):
+                        counts[(scope, MAU, covered)] += total
+        return sorted((*key, n) for key, n in counts.items() if n)
 
 
 def brute_force(active_days: dict[str, set[int]], first: int, last: int) -> dict[int, dict[int, int]]:

@@ -36,13 +36,11 @@ ADD_SESSIONS = (
 DROP_DAY = (
     "DELETE FROM person_days WHERE workspace_id = ? AND app_key = ? AND person = ? AND day = ?"
 )
-PREVIOUS_DAY = (
-    "SELECT MAX(day) FROM person_days WHERE workspace_id = ? AND app_key = ? AND person = ?"
-    " AND day < ?"
-)
-NEXT_DAY = (
-    "SELECT MIN(day) FROM person_days WHERE workspace_id = ? AND app_key = ? AND person = ?"
-    " AND day > ?"
+NEIGHBOURS = (  # the person's nearest other active days: two index seeks, one statement
+    "SELECT (SELECT MAX(day) FROM person_days WHERE workspace_id = ? AND app_key = ?"
+    " AND person = ? AND day < ?),"
+    " (SELECT MIN(day) FROM person_days WHERE workspace_id = ? AND app_key = ?"
+    " AND person = ? AND day > ?)"
 )
 ADD_KPI = (
     "INSERT INTO kpi_counts (workspace_id, app_key, kind, day, value) VALUES (?, ?, ?, ?, ?)"
@@ -82,7 +80,7 @@ def upkeep(
         day = kpi.local_day(zone, started_at)
         per_day[(app_key, person, day)] += sign
         per_day[(ALL_APPS, person, day)] += sign
-    changes: Counter[tuple[int, int, int]] = Counter()  # (app, kind, day) -> increment
+    changes = kpi.DayChanges()
     for (app_key, person, day), delta in sorted(per_day.items()):
         if not delta:
             continue
@@ -93,12 +91,9 @@ def upkeep(
             continue  # the day stays active (or inactive): no distinct count changes
         if not now:
             tx.execute(DROP_DAY, (*key, day))
-        previous = one_row(tx.execute(PREVIOUS_DAY, (*key, day)))[0]
-        following = one_row(tx.execute(NEXT_DAY, (*key, day)))[0]
-        around = kpi.Neighbours(previous, following)
-        for (kind, affected), n in kpi.activation(day, around, 1 if now else -1).items():
-            changes[(app_key, kind, affected)] += n
-    _add_kpis(tx, workspace_id, changes)
+        previous, following = one_row(tx.execute(NEIGHBOURS, (*key, day, *key, day)))
+        changes.add(app_key, day, kpi.Neighbours(previous, following), 1 if now else -1)
+    _add_kpis(tx, workspace_id, changes.rows())
 
 
 def count_events(
@@ -130,7 +125,7 @@ def count_events(
             uninstalls[(app_key, kpi.UNINSTALLS, day)] += 1
             uninstalls[(ALL_APPS, kpi.UNINSTALLS, day)] += 1
     tx.executemany(ADD_EVENTS, [(workspace_id, *key, n) for key, n in sorted(counts.items())])
-    _add_kpis(tx, workspace_id, uninstalls)
+    _add_kpis(tx, workspace_id, [(*key, n) for key, n in sorted(uninstalls.items())])
 
 
 def _name_keys(tx: SharedStatements, workspace_id: int, names: Sequence[str]) -> dict[str, int]:
@@ -147,8 +142,9 @@ def _name_keys(tx: SharedStatements, workspace_id: int, names: Sequence[str]) ->
     return known
 
 
-def _add_kpis(tx: SharedStatements, workspace_id: int, changes: Counter[tuple[int, int, int]]) -> None:
-    rows = [(workspace_id, *key, n) for key, n in sorted(changes.items()) if n]
+def _add_kpis(tx: SharedStatements, workspace_id: int, changes: Sequence[tuple[int, int, int, int]]) -> None:
+    """Add ``(app, kind, day, increment)`` rows to the KPI counts (in key order)."""
+    rows = [(workspace_id, *row) for row in changes if row[3]]
     if rows:
         tx.executemany(ADD_KPI, rows)
 
@@ -182,16 +178,15 @@ def rebuild(tx: SharedStatements, workspace_id: int, zone: str) -> None:
             per_day[(int(app_key), str(person), day)] += 1
             per_day[(ALL_APPS, str(person), day)] += 1
     tx.executemany(INSERT_DAY, [(workspace_id, *key, n) for key, n in sorted(per_day.items())])
-    changes: Counter[tuple[int, int, int]] = Counter()
+    changes = kpi.DayChanges()
     previous: tuple[int, str, int] | None = None  # (app, person, day) of the row before
     for app_key, person, day in sorted(per_day):
         before = previous[2] if previous is not None and previous[:2] == (app_key, person) else None
         # Days in increasing order: each is activated after every earlier one.
-        for (kind, affected), n in kpi.activation(day, kpi.Neighbours(before, None), 1).items():
-            changes[(app_key, kind, affected)] += n
+        changes.add(app_key, day, kpi.Neighbours(before, None), 1)
         previous = (app_key, person, day)
     for app_key, occurred_at in tx.execute(UNINSTALL_TIMES, (workspace_id, kpi.UNINSTALL_EVENT)).fetchall():
         day = kpi.local_day(zone, int(occurred_at))
-        changes[(int(app_key), kpi.UNINSTALLS, day)] += 1
-        changes[(ALL_APPS, kpi.UNINSTALLS, day)] += 1
-    _add_kpis(tx, workspace_id, changes)
+        changes.counts[(int(app_key), kpi.UNINSTALLS, day)] += 1
+        changes.counts[(ALL_APPS, kpi.UNINSTALLS, day)] += 1
+    _add_kpis(tx, workspace_id, changes.rows())
