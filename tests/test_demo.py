@@ -47,9 +47,9 @@ def test_demo_creates_months_of_data_and_a_working_key(database: str) -> None:
     before = time.time()
     result = run_demo(database, "--days", "95", "--users", "300", "--seed", "7")
     commands = curls(result)
-    assert len(commands) == 6
+    assert len(commands) == 12
     assert all(line.startswith("#") for line in result.stdout.splitlines() if line not in commands)
-    (key,) = {KEY.search(line).group(1) for line in commands[:5]}  # type: ignore[union-attr]
+    (key,) = {KEY.search(line).group(1) for line in commands[:11]}  # type: ignore[union-attr]
 
     store = open_store(database)
     try:
@@ -69,13 +69,16 @@ def test_demo_creates_months_of_data_and_a_working_key(database: str) -> None:
         assert f"'{base}length=30&unit=day&app_id={apps[0].app_id}'" in commands[1]
         assert "unit=hour" in commands[2]
         assert "/segments/list" in commands[4]
+        for kpi_name, line in zip(("dau", "mau", "new_users", "uninstalls"), commands[5:9], strict=True):
+            assert f"/kpi/{kpi_name}/data_series?length=30'" in line
+        assert "/events/list" in commands[9] and "/events/data_series?event=" in commands[10]
 
         # every app's write key is shown; the tracking line posts a batch with the web app's
         (web,) = [a for a in apps if a.platform == "web"]
         for each in apps:
             assert any(line.startswith("#") and line.split()[-1] == each.write_key
                        for line in result.stdout.splitlines()), each.name
-        track = commands[5]
+        track = commands[11]
         assert track.startswith(f"curl -s -u '{web.write_key}:' -X POST 'http://127.0.0.1:8000/v1/batch' ")
         body = orjson.loads(track.split(" -d ", 1)[1].strip("'"))
         assert body["batch"][0]["type"] == "page" and body["batch"][0]["anonymousId"]

@@ -21,15 +21,15 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from . import admin, attributes, audience, buckets, keys
+from . import admin, attributes, audience, buckets, keys, kpi
 from .errors import DuplicateName
-from .store.base import App, NewSession, Segment, Store, Workspace
+from .store.base import App, NewEvent, NewSession, Segment, Store, Workspace
 
 DEMO_ZONE = "America/New_York"
 DEMO_APPS = (("iOS", "ios"), ("Android", "android"), ("Web", "web"))
 BASE_URL = "http://127.0.0.1:8000"
 MAX_SESSIONS = 400_000  # the rate per user is lowered so that the demo stays fast
-SESSIONS_PER_USER_DAY = 0.55
+SESSIONS_PER_USER_DAY = 1.1  # per active user
 RECORD_BATCH = 50_000
 
 # Share of sessions per platform, and its factor per local weekday (Monday first).
@@ -45,6 +45,10 @@ WEEKDAY_HOURS = (0.9, 0.5, 0.3, 0.2, 0.2, 0.35, 0.8, 1.6, 2.2, 2.3, 2.3, 2.5,
 WEEKEND_HOURS = (1.4, 0.9, 0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.1, 1.8, 2.6, 3.1,
                  3.4, 3.4, 3.3, 3.2, 3.2, 3.4, 3.8, 4.1, 4.0, 3.6, 2.9, 2.1)
 MEDIAN_SESSION_SECONDS = {"ios": 300.0, "android": 270.0, "web": 420.0}
+# The web app's custom events (track's "event") and their weights; mobile uninstalls.
+WEB_EVENT_WEIGHTS = (("Article Read", 70), ("Searched", 20), ("Signed Up", 6), ("Purchase Completed", 4))
+WEB_EVENTS = tuple(name for name, _ in WEB_EVENT_WEIGHTS)
+UNINSTALL_SHARE = 0.004  # of mobile sessions followed by an uninstall
 
 # User attributes: (value, weight) choices.
 COUNTRIES = (("US", 38), ("DE", 12), ("GB", 10), ("FR", 9), ("IN", 11), ("BR", 8), ("JP", 7), ("CA", 5))
@@ -145,9 +149,27 @@ def run_demo(
     )
     classifier = audience.SegmentClassifier()
     recorded = 0
+    events = random.Random(f"demo-events-{seed}")
+    now_us = int(now * 1_000_000)
     for batch in generate_sessions(random.Random(seed), apps, buckets.load_zone(DEMO_ZONE),
                                    days=days, users=users, now=now):
-        recorded += store.record_sessions(workspace.workspace_id, batch, classifier).recorded
+        # Web pages send events (sessions are derived from them); the mobile apps' back
+        # ends record sessions, and their uninstalls arrive as Segment's lifecycle event.
+        sent: dict[int, list[NewEvent]] = {}
+        kept = []
+        for session in batch:
+            app = next(a for a in apps if a.app_key == session.app_key)
+            if app.platform == "web":
+                sent.setdefault(app.app_key, []).extend(_web_events(events, session, now_us))
+            else:
+                kept.append(session)
+                if events.random() < UNINSTALL_SHARE:
+                    sent.setdefault(app.app_key, []).append(_uninstall(session, now_us))
+        recorded += store.record_sessions(workspace.workspace_id, kept, classifier).recorded
+        for app in apps:
+            if sent.get(app.app_key):
+                store.record_events(workspace.workspace_id, app, sent[app.app_key], now_us, classifier)
+    recorded = store.count_raw_sessions(workspace.workspace_id)
     key = _new_key(store, workspace)
     log(
         f"created workspace {name!r} ({DEMO_ZONE}, id {workspace.workspace_id}) with apps "
@@ -157,6 +179,27 @@ def run_demo(
         f"{time.perf_counter() - started:.1f} s"
     )
     return DemoResult(workspace, apps, key, True, recorded, segments)
+
+
+def _web_events(rng: random.Random, session: NewSession, now_us: int) -> list[NewEvent]:
+    """A visit as the tracker sends it: a page view at the start, then more pages and
+    custom events a few minutes apart (within one session)."""
+    at = session.started_at
+    user = session.external_id
+    made = [NewEvent(f"{session.session_id}-0", "page", "Home", user, user, at, now_us)]
+    for n in range(1, 1 + min(_poisson(rng, 1.6), 6)):
+        at += int(rng.uniform(20, 600) * 1_000_000)
+        if at > now_us:
+            break
+        name = rng.choices(WEB_EVENTS, [w for _, w in WEB_EVENT_WEIGHTS])[0]
+        made.append(NewEvent(f"{session.session_id}-{n}", "track", name, user, user, at, now_us))
+    return made
+
+
+def _uninstall(session: NewSession, now_us: int) -> NewEvent:
+    at = min(session.ended_at or session.started_at, now_us)
+    return NewEvent(f"{session.session_id}-uninstall", "track", kpi.UNINSTALL_EVENT,
+                    session.external_id, session.external_id, at, now_us)
 
 
 def _new_key(store: Store, workspace: Workspace) -> str:
@@ -183,7 +226,13 @@ def curl_commands(result: DemoResult, base_url: str = BASE_URL) -> str:
         out += [f"# sessions per day of the tracked segment {tracked[0].name!r}",
                 f"curl -s {header} '{url}?length=30&unit=day&segment_id={tracked[0].segment_id}'"]
     out += ["# the workspace's segments",
-            f"curl -s {header} '{base_url}/segments/list'"]
+            f"curl -s {header} '{base_url}/segments/list'",
+            "# daily and monthly active users, new users and uninstalls over the last 30 days",
+            *(f"curl -s {header} '{base_url}/kpi/{name}/data_series?length=30'"
+              for name in ("dau", "mau", "new_users", "uninstalls")),
+            "# custom events: their names, then one of them per day",
+            f"curl -s {header} '{base_url}/events/list'",
+            f"curl -s {header} '{base_url}/events/data_series?event=Article%20Read&length=30&unit=day'"]
     return "\n".join(out + _tracking_commands(result.apps, base_url))
 
 
@@ -231,12 +280,26 @@ def generate_sessions(
     by_platform = {app.platform or "web": app for app in apps}
     log_median = {app.app_key: math.log(MEDIAN_SESSION_SECONDS.get(app.platform or "web", 300.0))
                   for app in apps}
+    # Users come and go: some are there from the start, the others join through the
+    # window (more of them later on); most leave after a while, a few stay for good.
+    start_us = start * 1_000_000
+    span_us = max(now_us - start_us, 1)
+    joined = [start_us if rng.random() < 0.4 else start_us + int(rng.random() ** 0.8 * span_us)
+              for _ in user_ids]
+    left = [j + int(rng.expovariate(1 / 45) * 86_400_000_000) if rng.random() < 0.7 else now_us + 1
+            for j in joined]
+    indexes = range(users)
     users_for: dict[str, list[float]] = {}
     for platform in by_platform:
         weights = [a * (0.85 if f == platform else 0.075) for a, f in zip(activity, favourite, strict=True)]
         users_for[platform] = _cumulative(weights)
 
-    rate = min(SESSIONS_PER_USER_DAY, MAX_SESSIONS / (users * days * 1.15))
+    # Sessions are drawn over every user and kept for the active ones (the share of
+    # user-days that are active), so the cap applies to that share.
+    active = sum(max(0, min(gone, now_us) - max(came, start_us))
+                 for came, gone in zip(joined, left, strict=True))
+    active_share = max(active / (users * span_us), 0.01)
+    rate = min(SESSIONS_PER_USER_DAY, MAX_SESSIONS / (users * days * active_share * 1.15))
     daily = users * rate
     weekday_hours = _normalised(WEEKDAY_HOURS)
     weekend_hours = _normalised(WEEKEND_HOURS)
@@ -266,9 +329,10 @@ def generate_sessions(
             count = _poisson(rng, expected)
             if not count:
                 continue
-            who = rng.choices(user_ids, cum_weights=users_for[platform], k=count)
-            for external_id in who:
-                drawn.append((lo_us + int(rng.random() * (hi_us - lo_us)), external_id, app.app_key))
+            for n in rng.choices(indexes, cum_weights=users_for[platform], k=count):
+                at = lo_us + int(rng.random() * (hi_us - lo_us))
+                if joined[n] <= at < left[n]:
+                    drawn.append((at, user_ids[n], app.app_key))
         drawn.sort()
         for started_at, external_id, app_key in drawn:
             seconds = min(rng.lognormvariate(log_median[app_key], 0.9), 4 * 3600)

@@ -319,7 +319,12 @@ class SqlReads:
         return [segment_from_row(row) for row in rows]
 
     def count_raw_sessions(self, workspace_id: int) -> int:
-        row = self._fetch_one("SELECT COUNT(*) FROM sessions WHERE workspace_id = ?", (workspace_id,))
+        """Sessions stored, recorded and derived."""
+        row = self._fetch_one(
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE workspace_id = ?)"
+            " + (SELECT COUNT(*) FROM derived_sessions WHERE workspace_id = ?)",
+            (workspace_id, workspace_id),
+        )
         return int(row[0]) if row else 0
 
     def count_raw_in_range(self, workspace_id: int, app_key: int, start_us: int, end_us: int) -> int:
