@@ -52,6 +52,19 @@ def create_workspace(
         raise DuplicateName(f"a workspace named {name!r} already exists") from None
 
 
+def change_time_zone(store: Store, workspace: Workspace, time_zone: str) -> Workspace:
+    """Set the workspace's zone: KPI days are rebuilt in it from the raw sessions and
+    events (docs/architecture.md, "Zone changes"); the session series need nothing."""
+    try:
+        buckets.load_zone(time_zone)
+    except buckets.UnknownZoneError:
+        raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
+    store.change_time_zone(workspace.workspace_id, time_zone)
+    changed = store.get_workspace(workspace.workspace_id)
+    assert changed is not None
+    return changed
+
+
 def resolve_workspace(store: Store, ref: str) -> Workspace:
     """A workspace by id (all digits) or by name."""
     workspace = store.get_workspace(int(ref)) if ref.isdigit() else store.find_workspace(ref)

@@ -214,7 +214,7 @@ def _run_server(settings: Settings) -> None:
 
 @main.group()
 def workspace() -> None:
-    """Create workspaces (tenants)."""
+    """Create workspaces (tenants) and change their zone."""
 
 
 @workspace.command("create")
@@ -230,6 +230,21 @@ def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) 
     ws = admin.create_workspace(_store(), name, time_zone, rate_limit)
     _emit(as_json, str(ws.workspace_id), {"id": ws.workspace_id, "name": ws.name,
                                           "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
+
+
+@workspace.command("update")
+@database_option
+@click.argument("workspace_ref", metavar="WORKSPACE")
+@click.option("--time-zone", required=True,
+              help="IANA zone name; the KPIs' days are rebuilt in it.")
+@click.option("--json", "as_json", is_flag=True)
+@_admin
+def workspace_update(workspace_ref: str, time_zone: str, as_json: bool) -> None:
+    """Change a workspace's zone (its daily KPIs are recomputed in the new one)."""
+    store = _store()
+    ws = admin.change_time_zone(store, admin.resolve_workspace(store, workspace_ref), time_zone)
+    _emit(as_json, f"{ws.name}: time zone {ws.time_zone}", {"id": ws.workspace_id, "name": ws.name,
+          "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
 
 
 # -------------------------------------------------------------------------- apps
