@@ -384,11 +384,10 @@ class SqlReads:
         return values
 
     def event_names(self, workspace_id: int, offset: int, limit: int) -> list[str]:
-        rows = self._fetch_all(
-            "SELECT name FROM event_names WHERE workspace_id = ? ORDER BY name LIMIT ? OFFSET ?",
-            (workspace_id, limit, offset),
-        )
-        return [str(row[0]) for row in rows]
+        """Names in code-point order, the same on every engine (a database's collation
+        would differ between a C and an en_US PostgreSQL and SQLite)."""
+        rows = self._fetch_all("SELECT name FROM event_names WHERE workspace_id = ?", (workspace_id,))
+        return sorted(str(row[0]) for row in rows)[offset:offset + limit]
 
     def event_name_key(self, workspace_id: int, name: str) -> int | None:
         row = self._fetch_one(
