@@ -62,6 +62,12 @@ ALL_PERMISSIONS = (
     "users.track",
     "segments.list",
     "segments.details",
+    "kpi.dau.data_series",
+    "kpi.mau.data_series",
+    "kpi.new_users.data_series",
+    "kpi.uninstalls.data_series",
+    "events.list",
+    "events.data_series",
 )
 STARTUP_TIMEOUT_S = 30.0
 

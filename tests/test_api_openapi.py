@@ -125,7 +125,7 @@ def test_docs_page_loads_nothing_from_other_sites() -> None:
 _RENDER = r"""
 const fs = require('fs');
 const html = fs.readFileSync(0, 'utf8');
-const doc = JSON.parse(process.argv[1]);
+const doc = JSON.parse(fs.readFileSync(process.argv[1], 'utf8'));
 const script = html.slice(html.indexOf('<script>') + 8, html.lastIndexOf('</script>'));
 const element = {innerHTML: '', textContent: ''};
 global.document = {getElementById: () => element};
@@ -136,13 +136,15 @@ setTimeout(() => { process.stdout.write(element.innerHTML || ('ERROR ' + element
 """
 
 
-def test_docs_page_renders_bodies_and_examples() -> None:
+def test_docs_page_renders_bodies_and_examples(tmp_path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the /docs script cannot be run here")
     document = openapi_document()
+    # (in a file: the document is over the 128 KiB a single command-line argument may hold)
+    (tmp_path / "openapi.json").write_text(json.dumps(document), encoding="utf-8")
     result = subprocess.run(
-        [node, "-e", _RENDER, json.dumps(document)],
+        [node, "-e", _RENDER, str(tmp_path / "openapi.json")],
         input=DOCS_HTML, capture_output=True, text=True, timeout=60, check=True,
     )
     page = result.stdout

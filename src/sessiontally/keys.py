@@ -21,6 +21,12 @@ PERMISSIONS = (
     "users.track",
     "segments.list",
     "segments.details",
+    "kpi.dau.data_series",
+    "kpi.mau.data_series",
+    "kpi.new_users.data_series",
+    "kpi.uninstalls.data_series",
+    "events.list",
+    "events.data_series",
 )
 KEY_PREFIX = "st_"
 MAX_KEY_LENGTH = 256

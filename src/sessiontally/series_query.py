@@ -1,4 +1,5 @@
-"""Parsing of the ``/sessions/data_series`` query string (docs/api.md). Pure.
+"""Parsing of the ``/sessions/data_series`` query string (docs/api.md), and of the other
+series that follow its rules (``/events/data_series``, ``/kpi/*/data_series``). Pure.
 
 Takes the raw (name, value) pairs so that a repeated parameter can be refused; unknown
 parameters are ignored, as real Braze clients send some.
@@ -7,7 +8,7 @@ parameters are ignored, as real Braze clients send some.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from .buckets import MAX_LENGTH, UNITS
 from .timeparse import TimeParseError, parse_timestamp
 
 KNOWN = ("length", "unit", "ending_at", "app_id", "segment_id", "time_zone")
+EVENT = "event"  # /events/data_series: the custom event's name
 _DECIMAL = re.compile(r"[1-9][0-9]{0,2}", re.ASCII)  # no sign, no leading zero
 MAX_VALUE_LENGTH = 256
 
@@ -31,12 +33,24 @@ class SeriesQuery:
     app_id: str | None
     segment_id: str | None
     time_zone: str | None
+    event: str | None = None  # only with ``event=True``
 
 
-def parse_series_query(pairs: Iterable[tuple[str, str]]) -> SeriesQuery:
+def parse_series_query(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    event: bool = False,
+    units: Sequence[str] = UNITS,
+    refused: Mapping[str, str] | None = None,
+) -> SeriesQuery:
+    """The query, or InvalidParameter for the first problem found. ``event``: the
+    ``event`` parameter is required (events series); ``units``: the units this series
+    has; ``refused``: parameters of the sessions series that this one does not take,
+    each with the reason given in its 400."""
+    known = (*KNOWN, EVENT) if event else KNOWN
     values: dict[str, str] = {}
     for name, value in pairs:
-        if name not in KNOWN:
+        if name not in known:
             continue
         if name in values:
             raise InvalidParameter(f"'{name}' is given more than once")
@@ -46,6 +60,14 @@ def parse_series_query(pairs: Iterable[tuple[str, str]]) -> SeriesQuery:
             raise InvalidParameter(f"'{name}' must not contain NUL (U+0000) characters")
         values[name] = value
 
+    for name, reason in (refused or {}).items():
+        if name in values:
+            raise InvalidParameter(f"'{name}' is not accepted here: {reason}")
+
+    event_name = values.get(EVENT)
+    if event and not event_name:
+        raise InvalidParameter("'event' is required (the name of a custom event)")
+
     raw_length = values.get("length")
     if raw_length is None:
         raise InvalidParameter("'length' is required (an integer from 1 to 100)")
@@ -53,8 +75,8 @@ def parse_series_query(pairs: Iterable[tuple[str, str]]) -> SeriesQuery:
         raise InvalidParameter(f"'length' must be an integer from 1 to {MAX_LENGTH}")
 
     unit = values.get("unit", "day").lower()
-    if unit not in UNITS:
-        raise InvalidParameter("'unit' must be 'day' or 'hour'")
+    if unit not in units:
+        raise InvalidParameter("'unit' must be " + " or ".join(f"'{u}'" for u in units))
 
     ending_at = None
     if "ending_at" in values:
@@ -76,4 +98,5 @@ def parse_series_query(pairs: Iterable[tuple[str, str]]) -> SeriesQuery:
         app_id=values.get("app_id"),
         segment_id=values.get("segment_id"),
         time_zone=values.get("time_zone"),
+        event=event_name,
     )

@@ -17,12 +17,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from . import audience, buckets, ingest, intake, ipallow, keys, tracking
+from . import audience, buckets, ingest, insights, intake, ipallow, keys, tracking
 from .answers import AnswerCache
 from .config import Settings
 from .errors import Forbidden, InvalidInput, Unauthenticated, WouldBlock
 from .ratelimit import RateDecision, RateLimiter, open_limiter
-from .series_query import InvalidParameter, parse_series_query
 from .store import open_store
 from .store.base import ApiKey, App, NewSession, Store, Workspace
 
@@ -30,7 +29,6 @@ log = logging.getLogger("sessiontally.service")
 
 INVALID_KEY = "Invalid API key"
 KEY_TOUCH_INTERVAL_S = 60
-_NOT_IANA_NAMES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,48 +278,10 @@ class Service:
         self, workspace: Workspace, query_pairs: tuple[tuple[str, str], ...], now: float,
         may_scan: bool,
     ) -> _SeriesAnswer:
-        try:
-            query = parse_series_query(query_pairs)
-        except InvalidParameter as exc:
-            raise InvalidInput(str(exc)) from None
-
-        zone_name = workspace.time_zone
-        if query.time_zone is not None:
-            # Zone names never hold a space, but "Etc/GMT+5" sent unencoded arrives as
-            # "Etc/GMT 5" (a '+' in a query string decodes to a space): read it back as '+',
-            # as ending_at does.
-            zone_name = query.time_zone.replace(" ", "+")
-            if zone_name in _NOT_IANA_NAMES or zone_name.startswith(("posix/", "right/")):
-                # Files of the system's zone directory that are not zone names: 'localtime'
-                # is whatever zone the server machine is set to (answers would depend on it).
-                raise InvalidInput("'time_zone' is not a known IANA time zone name")
-        try:
-            zone = buckets.load_zone(zone_name)
-        except buckets.UnknownZoneError:
-            raise InvalidInput("'time_zone' is not a known IANA time zone name") from None
-
-        app_key = 0
-        if query.app_id is not None:
-            app = self.store.find_app(workspace.workspace_id, query.app_id)
-            if app is None:
-                raise InvalidInput("'app_id' is not an app of this workspace")
-            app_key = app.app_key
-
-        segment_key = 0
-        if query.segment_id is not None:
-            segment_key = self.tracked_segment_key(workspace, query.segment_id)
-
-        try:
-            ending = (
-                int(now)
-                if query.ending_at is None
-                else buckets.resolve_ending(query.ending_at, zone)
-            )
-            series = buckets.series(query.unit, query.length, ending, zone)
-        except (OverflowError, ValueError):
-            raise InvalidInput("'ending_at' is out of the supported range") from None
-
-        counts = self._count(workspace.workspace_id, app_key, segment_key, series, may_scan)
+        query = insights.parse_query(query_pairs)
+        scope = insights.series_scope(self.store, workspace, query, now)
+        series = scope.series
+        counts = self._count(workspace.workspace_id, scope.app_key, scope.segment_key, series, may_scan)
         serialised = orjson.dumps(_points(series, tuple(counts)))
         if query.ending_at is None:  # "now": the same answer while now is in the last bucket
             return _SeriesAnswer(serialised, series[-1].start, series[-1].end)
@@ -343,6 +303,22 @@ class Service:
     ) -> dict[str, Any]:
         return audience.segment_details(self.store, workspace, pairs)
 
+    # ------------------------------------------------------------------ KPIs, custom events
+
+    def kpi_series(
+        self, workspace: Workspace, kind: str, pairs: Iterable[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """``GET /kpi/<kind>/data_series`` (``kind``: a name of ``kpi.KINDS``)."""
+        return insights.kpi_series(self.store, workspace, kind, pairs, self.clock())
+
+    def event_names(self, workspace: Workspace, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+        """``GET /events/list``."""
+        return insights.event_names(self.store, workspace, pairs)
+
+    def event_series(self, workspace: Workspace, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+        """``GET /events/data_series``."""
+        return insights.event_series(self.store, workspace, pairs, self.clock())
+
     def _count(
         self,
         workspace_id: int,
@@ -351,7 +327,7 @@ class Service:
         series: tuple[buckets.Bucket, ...],
         may_scan: bool = True,
     ) -> list[int]:
-        quarters, on_grid = _quarter_edges(series)
+        quarters, on_grid = insights.quarter_edges(series)
         if segment_key or on_grid:
             # Segment membership is only in the rollup: a boundary off the grid (below) is
             # rounded down to its quarter-hour there.
@@ -388,14 +364,6 @@ class _SeriesAnswer(NamedTuple):
     json: bytes  # the points, serialised: a few KB (a list of dicts would be ~30 KB)
     valid_from: float
     valid_until: float
-
-
-@functools.lru_cache(maxsize=1024)
-def _quarter_edges(series: tuple[buckets.Bucket, ...]) -> tuple[tuple[int, ...], bool]:
-    """The series' bucket edges as quarter indexes (rounded down), and whether every edge
-    is on the quarter-hour grid. Memoised with the series themselves."""
-    edges = [b.start for b in series] + [series[-1].end]
-    return tuple(edge // 900 for edge in edges), all(edge % 900 == 0 for edge in edges)
 
 
 @functools.lru_cache(maxsize=1024)

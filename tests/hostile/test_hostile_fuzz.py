@@ -23,10 +23,11 @@ and always the CORS header; an invalid message is not a refusal but a 200 that l
 be) cannot be read; with one, in positive mode, a 200. Generated ``appId`` values are
 replaced with the write key's own app in positive mode (another app's id is a 401).
 
-In positive mode with a key, the case's ``app_id``/``segment_id``/``time_zone`` values are
-replaced with real ones of the workspace (the document cannot enumerate them), and then a
-400 is allowed only for the one thing the document cannot describe (``ending_at`` forms,
-session times out of range, attribute values).
+In positive mode with a key, the case's ``app_id``/``segment_id``/``time_zone`` values (of
+every series: sessions, events, KPIs) are replaced with real ones of the workspace (the
+document cannot enumerate them), and then a 400 is allowed only for the one thing the
+document cannot describe (``ending_at`` forms, session times out of range, attribute
+values).
 
 Bounded for CI: ``SESSIONTALLY_FUZZ_EXAMPLES`` (default 50) examples per operation, mode
 and key variant. The long run: ``SESSIONTALLY_FUZZ_EXAMPLES=2000 pytest
@@ -57,6 +58,12 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("SESSIONTALLY_FUZZ_EXAMPLES", "50"))
 ITEM_ENDPOINTS = ("/sessions/track", "/users/track")
+# Series with the rules of /sessions/data_series (the KPIs take only length, unit, ending_at
+# and app_id of them).
+SERIES_PATHS = (
+    "/sessions/data_series", "/events/data_series",
+    *(f"/kpi/{name}/data_series" for name in ("dau", "mau", "new_users", "uninstalls")),
+)
 CONFORMANCE = [
     not_a_server_error,
     openapi_checks.status_code_conformance,
@@ -109,7 +116,7 @@ def _realistic(case: Any, path: str, apps: list[str], segment_id: str, rng: rand
         for field in ("appId", "app_id"):
             if isinstance(case.body.get(field), str):
                 case.body[field] = apps[0]  # the write key's own app
-    if path == "/sessions/data_series":
+    if path in SERIES_PATHS:
         if "app_id" in query:
             query["app_id"] = rng.choice(apps)
         if "segment_id" in query:
@@ -155,7 +162,7 @@ def _check_tracking(case: Any, response: Any, mode: Any, with_key: bool, headers
 def _positive_refusal_is_explained(path: str, body: dict[str, Any]) -> bool:
     """A 400 for schema-valid data with real identifiers: only what the document cannot say."""
     message = body["message"]
-    if path == "/sessions/data_series":
+    if path in SERIES_PATHS:
         return message.startswith("'ending_at'")
     if path == "/sessions/track":
         return all(

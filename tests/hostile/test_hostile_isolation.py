@@ -26,19 +26,24 @@ from typing import Any
 import httpx
 import pytest
 from hostile_support import INVALID_KEY, RATE_HEADERS, bearer, iso, tally
+from tracking_http_support import batch, message
 
 from sessiontally import admin
 
 pytestmark = pytest.mark.e2e
 
-ALL = ("sessions.data_series", "sessions.track", "users.track", "segments.list", "segments.details")
+KPIS = ("dau", "mau", "new_users", "uninstalls")
 ENDPOINTS = {
     "GET /sessions/data_series": "sessions.data_series",
     "POST /sessions/track": "sessions.track",
     "POST /users/track": "users.track",
     "GET /segments/list": "segments.list",
     "GET /segments/details": "segments.details",
+    **{f"GET /kpi/{name}/data_series": f"kpi.{name}.data_series" for name in KPIS},
+    "GET /events/list": "events.list",
+    "GET /events/data_series": "events.data_series",
 }
+ALL = tuple(ENDPOINTS.values())
 CONDITIONS = (
     "no key",
     "malformed header",
@@ -64,6 +69,7 @@ class Tenant:
     fenced: str  # allowlisted to an address the tests never come from
     without: dict[str, str]  # permission -> a key with every permission but that one
     users: list[str]
+    events: list[str]  # custom event names only this workspace records
 
     def secrets(self) -> list[str]:
         return [self.key, self.revoked, self.fenced, *self.without.values()]
@@ -72,7 +78,7 @@ class Tenant:
         """Strings that only this workspace's data contains."""
         out = [a.app_id for a in self.apps] + [s.segment_id for s in self.segments]
         out += [s.name for s in self.segments] + [t for s in self.segments for t in s.tags] + self.users
-        return out
+        return out + self.events
 
 
 def _tenant(db, label: str) -> Tenant:
@@ -95,7 +101,8 @@ def _tenant(db, label: str) -> Tenant:
     fenced = db.key(ws, allowed_ips=["203.0.113.7", "2001:db8::/32"], name="fenced")
     without = {p: db.key(ws, permissions=[q for q in ALL if q != p], name=f"no-{p}") for p in ALL}
     users = [f"{label}-user-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    return Tenant(label, ws, apps, segments, key, revoked, fenced, without, users)
+    events = [f"{label}-event-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    return Tenant(label, ws, apps, segments, key, revoked, fenced, without, users, events)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +136,12 @@ def tenants(shared_db, shared_server):
                 },
             )
             assert response.status_code == 201, response.text
+            response = batch(client, t.apps[0].write_key, [
+                message("track", t.users[i % 3], iso(time.time() - 600 * i), userId=t.users[i % 3],
+                        event=t.events[i % 2])
+                for i in range(6)
+            ])
+            assert response.status_code == 200 and response.json() == {"success": True}, response.text
     return a, b
 
 
@@ -155,6 +168,13 @@ def _request(endpoint: str, target: Tenant) -> tuple[str, str, dict[str, Any] | 
         return "POST", "/users/track", {"attributes": [{"external_id": target.users[1], "plan": "free"}]}
     if endpoint == "GET /segments/list":
         return "GET", "/segments/list?page=0", None
+    if endpoint.startswith("GET /kpi/"):
+        return "GET", f"{endpoint[4:]}?length=3&app_id={target.apps[0].app_id}", None
+    if endpoint == "GET /events/list":
+        return "GET", "/events/list?page=0", None
+    if endpoint == "GET /events/data_series":
+        query = f"event={target.events[0]}&length=3&app_id={target.apps[0].app_id}"
+        return "GET", f"/events/data_series?{query}", None
     return "GET", f"/segments/details?segment_id={target.segments[0].segment_id}", None
 
 
@@ -184,6 +204,9 @@ UNKNOWN = {  # what a valid key gets for a resource that is not its workspace's 
         },
     ),
     "GET /segments/details": (400, {"message": "'segment_id' is not a segment of this workspace"}),
+    **{f"GET /kpi/{name}/data_series": (400, {"message": "'app_id' is not an app of this workspace"})
+       for name in KPIS},
+    "GET /events/data_series": (400, {"message": "'app_id' is not an app of this workspace"}),
 }
 
 
@@ -198,6 +221,15 @@ def _expected_success(endpoint: str, response: httpx.Response, caller: Tenant) -
     elif endpoint == "GET /segments/list":
         assert response.status_code == 200
         assert {s["id"] for s in body["segments"]} == {s.segment_id for s in caller.segments}, body
+    elif endpoint.startswith("GET /kpi/"):
+        name = endpoint.split("/")[2]
+        assert response.status_code == 200 and len(body["data"]) == 3, body
+        assert all(set(point) == {"time", name} for point in body["data"]), body
+    elif endpoint == "GET /events/list":
+        assert response.status_code == 200 and body["events"] == sorted(caller.events), body
+    elif endpoint == "GET /events/data_series":  # the caller's own event: 6 within the last 3 days
+        assert response.status_code == 200 and len(body["data"]) == 3, body
+        assert sum(p["count"] for p in body["data"]) == 3, body
     else:
         assert response.status_code == 200 and body["name"] == caller.segments[0].name, body
 
@@ -300,6 +332,19 @@ def test_unknown_and_foreign_ids_get_identical_answers(shared_server, tenants):
             (
                 f"/segments/details?segment_id={b.segments[0].segment_id}",
                 f"/segments/details?segment_id={uuid.uuid4()}",
+            ),
+            *(
+                (f"/kpi/{name}/data_series?length=3&app_id={b.apps[0].app_id}",
+                 f"/kpi/{name}/data_series?length=3&app_id={uuid.uuid4()}")
+                for name in KPIS
+            ),
+            (
+                f"/events/data_series?event=x&length=3&app_id={b.apps[0].app_id}",
+                f"/events/data_series?event=x&length=3&app_id={uuid.uuid4()}",
+            ),
+            (
+                f"/events/data_series?event=x&length=3&segment_id={b.segments[0].segment_id}",
+                f"/events/data_series?event=x&length=3&segment_id={uuid.uuid4()}",
             ),
         ]:
             got = client.get(foreign, headers=bearer(a.key))

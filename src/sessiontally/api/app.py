@@ -1,8 +1,9 @@
 """The ASGI application: composes the store, rate limiter, service and routes.
 
-Handlers live in one module per resource (``sessions``, ``users``, ``segments``, ``meta``)
-and reach what they need through ``request.app.state``; how their work runs is the
-gate's business (``gate.py``), and how refusals become responses is ``errors.py``'s.
+Handlers live in one module per resource (``sessions``, ``users``, ``segments``, ``kpi``,
+``events``, ``meta``) and reach what they need through ``request.app.state``; how their
+work runs is the gate's business (``gate.py``), and how refusals become responses is
+``errors.py``'s.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from starlette.routing import Route
 from ..config import Settings
 from ..errors import Unavailable
 from ..service import Service
+from . import events, kpi, meta, script, segments, sessions, tracking, users
 from . import logging as access_logging
-from . import meta, script, segments, sessions, tracking, users
 from .errors import EXCEPTION_HANDLERS
 from .gate import Gate
 from .http import ScopeEndpoint
@@ -37,6 +38,9 @@ ROUTES = [
     Route("/users/track", users.track, methods=["POST"]),
     Route("/segments/list", segments.list_segments, methods=["GET"]),
     Route("/segments/details", segments.details, methods=["GET"]),
+    *(Route(f"/kpi/{name}/data_series", kpi.endpoint(name), methods=["GET"]) for name in kpi.KPI_NAMES),
+    Route("/events/list", events.list_events, methods=["GET"]),
+    Route("/events/data_series", events.data_series, methods=["GET"]),
     *(Route(path, tracking.receive, methods=["POST", "OPTIONS"]) for path in tracking.PATHS),
     Route("/healthz", meta.healthz, methods=["GET"]),
     Route("/openapi.json", meta.openapi_json, methods=["GET"]),

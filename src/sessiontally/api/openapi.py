@@ -334,6 +334,172 @@ def _tracking_schemas() -> dict[str, Any]:
     schemas.update({f"Track{kind.capitalize()}": _message_schema(kind) for kind in _TRACK_TYPES})
     return schemas
 
+
+# ------------------------------------------------------------------ KPIs and custom events
+
+_KPI_TEXT = {
+    "dau": ("Export daily active users by date",
+            "Distinct persons with at least one session starting on each local day"),
+    "mau": ("Export monthly active users by date",
+            "Distinct persons with a session starting in the 30 local days ending on each day"),
+    "new_users": ("Export new users by date",
+                  "Persons whose first session ever (in the app, or in the workspace without "
+                  "`app_id`) starts on each local day"),
+    "uninstalls": ("Export app uninstalls by date",
+                   "`track` events named `Application Uninstalled` on each local day"),
+}
+_KPI_EXAMPLES = {
+    "dau": [1204, 1377, 1311], "mau": [4105, 4122, 4140],
+    "new_users": [38, 41, 29], "uninstalls": [7, 4, 9],
+}
+_LENGTH = _query("length", {"type": "integer", "minimum": 1, "maximum": 100},
+                 "number of buckets, ending with the one containing ending_at", True, 7)
+_ENDING_AT = _query("ending_at", {"type": "string", "minLength": 10, "maxLength": 64},
+                    "ISO-8601 date or datetime; default now; without offset it is "
+                    "wall time in the bucketing zone", False, "2026-11-30")
+_APP_ID_PARAM = _query("app_id", _NON_EMPTY, "an app of the workspace; default all apps", False, _IOS_APP)
+
+
+def _series_answer(field: str, description: str, **examples: tuple[str, Any]) -> dict[str, Any]:
+    """A 200 of a series whose points are ``{"time", field}``."""
+    return {
+        "description": description,
+        "headers": _RATE_HEADERS,
+        "content": _json_body(
+            {
+                "type": "object",
+                "required": ["data", "message"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "data": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["time", field],
+                        "properties": {
+                            "time": {"type": "string",
+                                     "description": "YYYY-MM-DD, or the hour's first instant with offset"},
+                            field: {"type": "integer"}},
+                    }},
+                },
+            },
+            **examples,
+        ),
+    }
+
+
+def _kpi_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for name, (summary, definition) in _KPI_TEXT.items():
+        permission = f"kpi.{name}.data_series"
+        days = ["2026-11-28", "2026-11-29", "2026-11-30"]
+        example = {"data": [{"time": d, name: n} for d, n in zip(days, _KPI_EXAMPLES[name], strict=True)],
+                   "message": "success"}
+        paths[f"/kpi/{name}/data_series"] = {"get": {
+            "summary": summary,
+            "description": f"{definition}, in the workspace's time zone: `length` days, oldest "
+                           "first, the last being the day of `ending_at`. Exact whatever the "
+                           "order in which sessions and events arrived. Braze-compatible; "
+                           "`time_zone` and `segment_id` are refused (400). Permission "
+                           f"`{permission}`.",
+            "operationId": f"kpi{''.join(w.capitalize() for w in name.split('_'))}DataSeries",
+            "parameters": [
+                _LENGTH,
+                _query("unit", {"type": "string", "pattern": _ci_pattern("day")},
+                       "day (case-insensitive), the only unit of a KPI; default day", False, "day"),
+                {**_ENDING_AT, "description": "ISO-8601 date or datetime; default now; the series "
+                                              "ends with its local date in the workspace's zone"},
+                _APP_ID_PARAM,
+            ],
+            "responses": {
+                "200": _series_answer(name, "the series, oldest first",
+                                      days=("length=3&ending_at=2026-11-30", example)),
+                "400": _error("invalid parameter (the message names it)", True,
+                              "'time_zone' is not accepted here: KPI days are local days in the "
+                              "workspace's time zone"),
+                "414": _TOO_LONG,
+                **_common_errors(permission),
+            },
+        }}
+    return paths
+
+
+def _event_paths() -> dict[str, Any]:
+    return {
+        "/events/list": {"get": {
+            "summary": "List the workspace's custom event names, 250 per page, alphabetical",
+            "description": "The names of the `track` events recorded in the workspace (any app). "
+                           "Permission `events.list`.",
+            "operationId": "eventsList",
+            "parameters": [
+                _query("page", {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+                       "page number; default 0", False, 0),
+            ],
+            "responses": {
+                "200": {
+                    "description": "one page of names (empty past the last page)",
+                    "headers": _RATE_HEADERS,
+                    "content": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["events", "message"],
+                            "properties": {
+                                "message": {"type": "string"},
+                                "events": {"type": "array", "maxItems": 250, "items": {"type": "string"}},
+                            },
+                        },
+                        first_page=("the first page", {
+                            "events": ["Added to Cart", "Application Installed", "Application Opened",
+                                       "Application Uninstalled", "Order Completed"],
+                            "message": "success"}),
+                    ),
+                },
+                "400": _error("invalid parameter (the message names it)", True,
+                              "'page' must be a non-negative integer"),
+                "414": _TOO_LONG,
+                **_common_errors("events.list"),
+            },
+        }},
+        "/events/data_series": {"get": {
+            "summary": "Export a custom event's occurrences by time",
+            "description": "`track` events of one name per local day or hour: `length` buckets, "
+                           "oldest first, the last containing `ending_at`, with every rule of "
+                           "`/sessions/data_series` (units, zones, `time_zone`, labels). A name "
+                           "never recorded counts 0 in every bucket. Braze-compatible. "
+                           "Permission `events.data_series`.",
+            "operationId": "eventsDataSeries",
+            "parameters": [
+                _query("event", _NON_EMPTY, "the custom event's name", True, "Order Completed"),
+                _LENGTH,
+                _query("unit", {"type": "string", "pattern": _ci_pattern("day", "hour")},
+                       "bucket size, day or hour (case-insensitive); default day", False, "day"),
+                _ENDING_AT,
+                _APP_ID_PARAM,
+                _query("segment_id", _NON_EMPTY,
+                       "a segment of the workspace with analytics tracking on; default "
+                       "all users", False, _US_SEGMENT),
+                _query("time_zone", _NON_EMPTY,
+                       "extension: IANA zone overriding the workspace zone", False,
+                       "America/New_York"),
+            ],
+            "responses": {
+                "200": _series_answer(
+                    "count", "the series, oldest first",
+                    days=("event=Order Completed&length=3&ending_at=2026-11-30", {"data": [
+                        {"time": "2026-11-28", "count": 212}, {"time": "2026-11-29", "count": 187},
+                        {"time": "2026-11-30", "count": 240}], "message": "success"}),
+                    hours=("event=Order Completed&length=2&unit=hour&ending_at=2026-11-30T12:00:00Z",
+                           {"data": [{"time": "2026-11-30T06:00:00-05:00", "count": 4},
+                                     {"time": "2026-11-30T07:00:00-05:00", "count": 9}],
+                            "message": "success"}),
+                ),
+                "400": _error("invalid parameter (the message names it)", True,
+                              "'event' is required (the name of a custom event)"),
+                "414": _TOO_LONG,
+                **_common_errors("events.data_series"),
+            },
+        }},
+    }
+
+
 _DESCRIPTION = """\
 Session analytics with a Braze-compatible sessions-by-time export.
 
@@ -358,8 +524,9 @@ by the workspace's request limit, so no rate-limit headers), and answers 200
 
 Day buckets are local calendar days and hour buckets local clock hours of the workspace's
 IANA zone (or `time_zone`), across DST changes and in zones such as Asia/Kolkata or
-Australia/Lord_Howe; a session counts once, in the bucket of its `started_at`. The full
-reference is docs/api.md in the source repository."""
+Australia/Lord_Howe; a session counts once, in the bucket of its `started_at`. The KPIs
+(`/kpi/dau`, `/kpi/mau`, `/kpi/new_users`, `/kpi/uninstalls`) are per local day of the
+workspace's zone only. The full reference is docs/api.md in the source repository."""
 
 
 @lru_cache(maxsize=1)
@@ -740,6 +907,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_kpi_paths(),
+            **_event_paths(),
             **_tracking_paths(),
             "/healthz": {
                 "get": {

@@ -217,6 +217,17 @@ class PostgresStore(SqlWrites, SqlReads):
     def _shared_transaction(self) -> AbstractContextManager[SharedStatements]:
         return _shared(self._tx())
 
+    def event_names(self, workspace_id: int, offset: int, limit: int) -> list[str]:
+        """As ``SqlReads.event_names``, in code-point order whatever the database's collation
+        (SQLite compares text by its bytes; PostgreSQL's default collation may be a
+        language's, which would order ``e1`` before ``Signup``)."""
+        rows = self._fetch_all(
+            'SELECT name FROM event_names WHERE workspace_id = ? ORDER BY name COLLATE "C"'
+            " LIMIT ? OFFSET ?",
+            (workspace_id, limit, offset),
+        )
+        return [str(row[0]) for row in rows]
+
     def _lock_workspace(self, tx: SharedStatements, workspace_id: int) -> None:
         """Serialise per-workspace allocations and limits (a row lock on the workspace;
         the SQLite engine's BEGIN IMMEDIATE locks the whole database instead)."""
