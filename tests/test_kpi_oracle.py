@@ -394,18 +394,14 @@ FIXED_REPLAYS = [
     [list(FIXED.every)],  # all at once
 ]
 
-original_activation = kpi.activation
+original_mau_span = kpi.mau_span
+original_new_user_changes = kpi.new_user_changes
 original_upkeep = kpis.upkeep
 
 
-def activation_ignoring_next_for_mau(day, around, sign):
-    """A mutant of ``kpi.activation``: MAU as if no later active day covered the window."""
-    changes = original_activation(day, around, sign)
-    alone = original_activation(day, kpi.Neighbours(around.previous, None), sign)
-    for key in {*changes, *alone}:
-        if key[0] == kpi.MAU:
-            changes[key] = alone[key]
-    return changes
+def mau_ignoring_next(day, around):
+    """A mutant of ``kpi.mau_span``: MAU as if no later active day covered the window."""
+    return original_mau_span(day, kpi.Neighbours(around.previous, None))
 
 
 def upkeep_ignoring_removals(tx, workspace_id, zone, starts):
@@ -414,22 +410,18 @@ def upkeep_ignoring_removals(tx, workspace_id, zone, starts):
     original_upkeep(tx, workspace_id, zone, [s for s in starts if s[3] > 0])
 
 
-def activation_not_moving_new_users(day, around, sign):
-    """A mutant of ``kpi.activation``: a new first day does not take the person off the
-    old first day's new users."""
-    changes = original_activation(day, around, sign)
-    if around.previous is None and around.next is not None:
-        changes[(kpi.NEW_USERS, around.next)] += sign
-    return changes
+def new_users_not_moved(day, around, sign):
+    """A mutant of ``kpi.new_user_changes``: a new first day does not take the person off
+    the old first day's new users."""
+    changes = original_new_user_changes(day, around, sign)
+    return changes[:1] if sign > 0 else changes
 
 
-def activation_not_giving_back(day, around, sign):
-    """A mutant of ``kpi.activation``: when the first day goes, the next day does not
-    become the first again."""
-    changes = original_activation(day, around, sign)
-    if sign < 0 and around.previous is None and around.next is not None:
-        changes[(kpi.NEW_USERS, around.next)] -= 1
-    return changes
+def new_users_not_given_back(day, around, sign):
+    """A mutant of ``kpi.new_user_changes``: when the first day goes, the next day does
+    not become the first again."""
+    changes = original_new_user_changes(day, around, sign)
+    return changes[:1] if sign < 0 else changes
 
 
 def test_the_fixed_example_passes_unmutated(oracle_store):
@@ -440,13 +432,13 @@ def test_the_fixed_example_passes_unmutated(oracle_store):
 
 @pytest.mark.parametrize(
     ("target", "name", "mutant"),
-    [(kpis.kpi, "activation", activation_ignoring_next_for_mau),
+    [(kpi, "mau_span", mau_ignoring_next),
      (kpis, "upkeep", upkeep_ignoring_removals),
-     (kpis.kpi, "activation", activation_not_moving_new_users)],
+     (kpi, "new_user_changes", new_users_not_moved)],
     ids=["mau-ignores-next", "derived-removals-ignored", "new-users-not-moved"],
 )
 def test_the_oracle_catches_a_planted_mutation(oracle_store, monkeypatch, target, name, mutant):
-    """With the mutant in place of the store's step (where store/kpis.py and
+    """With the mutant in place of the step (where ``kpi.DayChanges``, store/kpis.py and
     store/derived.py look it up), the KPI series no longer match the brute force."""
     _, store = oracle_store
     monkeypatch.setattr(target, name, mutant)
@@ -456,14 +448,14 @@ def test_the_oracle_catches_a_planted_mutation(oracle_store, monkeypatch, target
 
 
 def test_a_first_day_never_given_back_is_caught_by_the_pure_property(monkeypatch):
-    """``activation``'s give-back (a first day that goes makes the next day first again)
+    """The give-back of new users (a first day that goes makes the next day first again)
     is unreachable through the store as it is: a derived start only ever moves earlier,
     and ``kpis.upkeep`` applies a batch's days in increasing order, so the earlier day
     is active before the old first day goes (which is then no longer first). The pure
     property of ``tests/test_kpi.py`` catches the mutant instead."""
     from test_kpi import test_activations_in_any_order_add_up_to_the_brute_force_of_the_final_sets as prop
 
-    monkeypatch.setattr(kpi, "activation", activation_not_giving_back)
+    monkeypatch.setattr(kpi, "new_user_changes", new_users_not_given_back)
     with pytest.raises(AssertionError) as caught:
         prop()
-    print(f"mutant {activation_not_giving_back.__name__} caught: {str(caught.value).splitlines()[0]}")
+    print(f"mutant {new_users_not_given_back.__name__} caught: {str(caught.value).splitlines()[0]}")

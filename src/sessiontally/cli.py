@@ -240,7 +240,7 @@ def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) 
 @click.option("--json", "as_json", is_flag=True)
 @_admin
 def workspace_update(workspace_ref: str, time_zone: str, as_json: bool) -> None:
-    """Change a workspace's zone (its daily KPIs are recomputed in the new one)."""
+    """Change a workspace's zone; its daily KPIs are recomputed."""
     store = _store()
     ws = admin.change_time_zone(store, admin.resolve_workspace(store, workspace_ref), time_zone)
     _emit(as_json, f"{ws.name}: time zone {ws.time_zone}", {"id": ws.workspace_id, "name": ws.name,
