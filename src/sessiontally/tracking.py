@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
 
 from . import attributes, limits
 from .ingest import ItemError
-from .timeparse import TimeParseError, parse_timestamp, to_epoch_micros
+from .timeparse import TimeParseError, instant_micros
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 500 * 1024
@@ -168,11 +166,6 @@ def _name(message: dict[str, Any], field: str, required: bool) -> str | None:
     return value
 
 
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def _event_time(message: dict[str, Any], received_us: int) -> int:
     """``timestamp``, else ``originalTimestamp``, else the time of receipt; after 1970 and
     at most 24 hours after receipt. A time without an offset is read as UTC."""
@@ -192,19 +185,10 @@ def _event_time(message: dict[str, Any], received_us: int) -> int:
 
 
 def _instant(text: str, field: str) -> int:
-    if _CANONICAL.fullmatch(text):
-        try:
-            return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
-        except (ValueError, OverflowError):
-            pass  # e.g. 2025-02-30: the lenient parser says what is wrong
     try:
-        parsed = parse_timestamp(text)
+        return instant_micros(text, naive_is_utc=True)
     except TimeParseError as exc:
         raise ValueError(f"'{field}' {exc}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return to_epoch_micros(parsed)
     except OverflowError:
         raise ValueError(f"'{field}' is out of range") from None
 
