@@ -218,10 +218,11 @@
   /** A backwards chain of pieces of one series. The API caps `length` at 100, so a long
    * range is read newest piece first, each next piece ending one bucket before the first
    * point of the last; the previous period is just the next points of the same chain. */
-  function makeChain(def, params, endingAt, signal) {
+  function makeChain(def, params, endingAt, planned, signal) {
     let buffer = []; // fetched, not yet taken; oldest first
     let nextEnd = endingAt;
     let exhausted = false;
+    let unplanned = planned || 0; // points the caller will take in all: read them in as few pieces as can be
 
     async function fetchPiece(length) {
       const query = Object.assign({}, params, { length: String(length) });
@@ -234,6 +235,7 @@
       }
       const points = data.map((d) => ({ time: String(d.time), value: Number(d[def.field]) || 0 }));
       buffer = points.concat(buffer);
+      unplanned -= points.length;
       nextEnd = before(points[0].time);
       if (nextEnd < '1971-01-02') exhausted = true; // the API's earliest year
     }
@@ -241,7 +243,9 @@
     return {
       /** The newest `n` points not yet taken. */
       async take(n) {
-        while (buffer.length < n && !exhausted) await fetchPiece(Math.min(PIECE, n - buffer.length));
+        while (buffer.length < n && !exhausted) {
+          await fetchPiece(Math.min(PIECE, Math.max(n - buffer.length, unplanned)));
+        }
         return buffer.splice(Math.max(0, buffer.length - n));
       },
       /** The newest points whose local date is `date` or later (hour ranges by date:
@@ -286,7 +290,8 @@
   /** Read a card's current and previous periods, aligned point by point. */
   async function fetchSeries(def, signal) {
     const span = spanFor(def);
-    const chain = makeChain(def, paramsFor(def), span.endingAt, signal);
+    // Current and previous period: 2 x count points, so a 30-day view is one request.
+    const chain = makeChain(def, paramsFor(def), span.endingAt, span.count ? 2 * span.count : 0, signal);
     const current = span.since ? await chain.takeSince(span.since) : await chain.take(span.count);
     const previous = current.length ? await chain.take(current.length) : [];
     // A chain that ran out (before 1971) leaves the previous period short: pad its start.
