@@ -329,7 +329,7 @@
   /** The change of the headline figure, as text and a direction for the colour. */
   function change(now, before) {
     if (now === null || before === null) return { text: '', dir: 'flat' };
-    if (before === 0) return now === 0 ? { text: '±0%', dir: 'flat' } : { text: 'new', dir: 'up' };
+    if (before === 0) return now === 0 ? { text: '', dir: 'none' } : { text: 'new', dir: 'up' };
     const pct = ((now - before) / before) * 100;
     if (Math.abs(pct) < 0.05) return { text: '±0%', dir: 'flat' };
     const sign = pct > 0 ? '+' : '−';
@@ -445,7 +445,7 @@
   function kpiNote(def) {
     if (def.units) return '';
     const notes = [];
-    if (view.unit === 'hour') notes.push('KPIs are daily');
+    if (view.unit === 'hour') notes.push('KPIs are counted by day, so this card shows the days of the range');
     if (view.segment) notes.push('counts every user (segments do not apply to KPIs)');
     if (view.zone && ctx.workspace && view.zone !== ctx.workspace.time_zone) notes.push('days of the workspace time zone');
     return notes.length ? `${notes.join('; ')}.` : '';
@@ -465,7 +465,7 @@
     const good = def.downIsGood ? diff.dir === 'down' : diff.dir === 'up';
     const bad = def.downIsGood ? diff.dir === 'up' : diff.dir === 'down';
     card.delta.className = `delta${good ? ' delta-good' : ''}${bad ? ' delta-bad' : ''}`;
-    card.vs.textContent = before === null ? '' : `vs ${periodWords(series.current.length, series.unit)}`;
+    card.vs.textContent = before === null || diff.dir === 'none' ? '' : `vs ${periodWords(series.current.length, series.unit)}`;
     setCardState(card, 'ready', kpiNote(def));
     card.chart.setAttribute('aria-label', describeSeries(def, series, now));
     drawChart(card, series);
@@ -531,7 +531,7 @@
     const opts = {
       width,
       height: chartHeight(card),
-      padding: [12, 12, 0, 4],
+      padding: [12, 24, 0, 4], // room for the last tick label
       cursor: { points: { size: 7 }, drag: { x: false, y: false } },
       legend: { show: true, live: true },
       scales: {
@@ -554,6 +554,7 @@
         },
         {
           stroke: ink, font: axisFont, size: 48, grid: { stroke: grid, width: 1 }, ticks: { show: false },
+          incrs: COUNT_INCRS, // counts: whole-number gridlines only
           values: (u, splits) => splits.map((v) => (v >= 10000 ? compactFormat.format(v) : intFormat.format(v))),
         },
       ],
@@ -562,8 +563,12 @@
     if (resizer) resizer.observe(card.chart);
   }
 
+  const COUNT_INCRS = [1, 2, 5].flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9].map((e) => m * e))
+    .sort((a, b) => a - b);
+
   /** A round top for the y axis, so gridlines land on readable numbers. */
   function niceMax(max) {
+    if (max < 4) return 4;
     const mag = 10 ** Math.floor(Math.log10(max));
     for (const step of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
       if (step * mag >= max * 1.05) return step * mag;
