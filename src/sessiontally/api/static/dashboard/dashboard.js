@@ -550,7 +550,9 @@
           stroke: ink, font: axisFont, grid: { show: false }, ticks: { stroke: grid, size: 4 },
           space: multi ? 64 : 52, size: multi ? 46 : 32,
           incrs: [1, 2, 3, 4, 6, 7, 12, 14, 24, 28, 48, 56, 72, 96, 168, 336, 504, 672, 1008],
-          values: (u, splits) => splits.map((i, n) => (Number.isInteger(i) && labels[i] ? shortLabel(labels[i], n === 0) : '')),
+          // Hour ticks a day or more apart all carry their date.
+          values: (u, splits, ax, space, incr) => splits.map((i, n) =>
+            (Number.isInteger(i) && labels[i] ? shortLabel(labels[i], n === 0 || incr >= 24) : '')),
         },
         {
           stroke: ink, font: axisFont, size: 48, grid: { stroke: grid, width: 1 }, ticks: { show: false },
