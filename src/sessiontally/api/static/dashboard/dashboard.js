@@ -796,6 +796,7 @@
       return 'ok';
     } catch (err) {
       if ((err && err.name === 'AbortError') || !current()) return 'stale';
+      card.error = err.message;
       setCardState(card, 'error', `Could not load this chart: ${err.message}`);
       card.vs.textContent = '';
       card.chart.setAttribute('aria-label', `${card.def.title}: could not load`);
@@ -803,16 +804,22 @@
     }
   }
 
-  /** Load cards concurrently. The page is "ready" for tests once no card is loading;
-   * the live region says how it went. */
-  async function runCards(list) {
+  /** Load cards concurrently (each card's own chain of pieces runs in sequence). */
+  function runCards(list) {
     document.documentElement.dataset.charts = 'loading';
     announce('Loading charts…');
-    const results = await Promise.all(list.map((card) => loadCard(card)));
-    if (results.includes('stale') || [...cards.values()].some((c) => c.node.dataset.state === 'loading')) return;
-    const failed = results.filter((r) => r instanceof Error);
+    for (const card of list) loadCard(card).then(settle, settle);
+  }
+
+  /** Once no card is loading (whichever load finished last, a whole view's or one
+   * card's), the page is "ready" for tests and the live region says how it went. */
+  function settle(outcome) {
+    if (outcome === 'stale') return;
+    const all = [...cards.values()];
+    if (all.some((c) => c.node.dataset.state === 'loading')) return;
     document.documentElement.dataset.charts = 'ready';
-    if (failed.length) announce(`${plural(failed.length, 'chart')} could not be loaded: ${failed[0].message}`);
+    const failed = all.filter((c) => c.node.dataset.state === 'error');
+    if (failed.length) announce(`${plural(failed.length, 'chart')} could not be loaded: ${failed[0].error}`);
     else announce(`Charts updated at ${new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}.`);
   }
 
@@ -976,6 +983,7 @@
       ctx.segments = Array.isArray(body.segments) ? body.segments : [];
       ctx.hasData = body.has_data !== false;
       fillContextPickers();
+      writeState();
       renderApps();
       renderOnboarding();
       // Subtitles name the zone, app and segment, known only now.
