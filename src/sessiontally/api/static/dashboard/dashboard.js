@@ -311,10 +311,10 @@
     return sum;
   }
 
-  function headlineWord(def, unit) {
+  function headlineWord(def) {
     if (def.headline === 'avg') return 'average per day';
     if (def.headline === 'last') return 'on the last day';
-    return unit === 'hour' ? 'in total' : 'in total';
+    return 'in total';
   }
 
   function formatFigure(def, value) {
@@ -348,7 +348,7 @@
     const first = longLabel(pts[0].time);
     const last = longLabel(pts[pts.length - 1].time);
     return `${def.title} per ${series.unit}, ${first} to ${last}: ${formatFigure(def, figure)} ` +
-      `${headlineWord(def, series.unit)}; lowest ${intFormat.format(lo.value)} on ${longLabel(lo.time)}, ` +
+      `${headlineWord(def)}; lowest ${intFormat.format(lo.value)} on ${longLabel(lo.time)}, ` +
       `highest ${intFormat.format(hi.value)} on ${longLabel(hi.time)}. ` +
       'The dashed line is the previous period.';
   }
@@ -460,7 +460,7 @@
     const diff = change(now, before);
     card.sub.textContent = subtitle(def, series.unit);
     card.figure.textContent = formatFigure(def, now);
-    card.figureWord.textContent = headlineWord(def, series.unit);
+    card.figureWord.textContent = headlineWord(def);
     card.delta.textContent = diff.text;
     const good = def.downIsGood ? diff.dir === 'down' : diff.dir === 'up';
     const bad = def.downIsGood ? diff.dir === 'up' : diff.dir === 'down';
