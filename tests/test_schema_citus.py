@@ -360,6 +360,8 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert sum(store.count_by_quarters(w, 0, 0, [quarter - 20, quarter + 1])) == 9
     with recorder.calling("count_raw_sessions"):
         assert store.count_raw_sessions(w) == 9  # recorded and derived
+    with recorder.calling("has_sessions"):
+        assert store.has_sessions(w)
     with recorder.calling("count_raw_in_range"):
         assert store.count_raw_in_range(w, app.app_key, 0, now_us + 1) == 9
     with recorder.calling("rollup_total"):

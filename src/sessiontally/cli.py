@@ -166,8 +166,10 @@ def serve(**given: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _store().close()  # apply migrations once, before any worker starts
-    click.echo(f"sessiontally serving on http://{settings.host}:{settings.port} "
-               f"(store: {_safe_url(settings.database)})", err=True)
+    base_url = f"http://{settings.host}:{settings.port}"
+    click.echo(f"sessiontally serving on {base_url} (store: {_safe_url(settings.database)})\n"
+               f"dashboard: {base_url}/ (members sign in; add one with: sessiontally member add)",
+               err=True)
     _run_server(settings)
 
 
@@ -549,3 +551,4 @@ def demo_workspace(name: str, days: int, users: int, seed: int) -> None:
     result = demo.run_demo(store, name, days=days, users=users, seed=seed,
                            log=lambda line: click.echo(line, err=True))
     click.echo(demo.curl_commands(result))
+    click.echo(demo.dashboard_lines(result))

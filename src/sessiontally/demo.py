@@ -1,4 +1,4 @@
-"""``sessiontally demo``: a workspace with realistic data to try the API on.
+"""``sessiontally demo``: a workspace with realistic data to try the API and the dashboard on.
 
 A workspace in America/New_York with three apps (iOS, Android, Web), a few thousand
 users and months of sessions ending now. Volume follows a daily rhythm (few sessions at
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from . import admin, attributes, audience, buckets, keys, kpi
-from .errors import DuplicateName
+from . import admin, attributes, audience, buckets, keys, kpi, members
+from .errors import DuplicateName, NotFound
 from .store.base import App, NewEvent, NewSession, Segment, Store, Workspace
 
 DEMO_ZONE = "America/New_York"
@@ -76,6 +77,8 @@ class DemoResult:
     created: bool  # False when the workspace existed already (only a key was made)
     sessions: int
     segments: list[Segment]
+    member_email: str = ""  # the dashboard's demo member, and its password (new each run)
+    member_password: str = ""
 
 
 def demo_user_ids(users: int) -> list[str]:
@@ -139,7 +142,8 @@ def run_demo(
         log(f"workspace {name!r} already exists: its data is left as it is; created a new key")
         return DemoResult(existing, store.list_apps(existing.workspace_id),
                           _new_key(store, existing), False, 0,
-                          store.list_segments(existing.workspace_id, 0, 100, False))
+                          store.list_segments(existing.workspace_id, 0, 100, False),
+                          *demo_member(store, existing))
 
     started = time.perf_counter()
     now = time.time() if now is None else now
@@ -178,7 +182,23 @@ def run_demo(
         f"({sum(s.analytics_enabled for s in segments)} tracked), in "
         f"{time.perf_counter() - started:.1f} s"
     )
-    return DemoResult(workspace, apps, key, True, recorded, segments)
+    return DemoResult(workspace, apps, key, True, recorded, segments, *demo_member(store, workspace))
+
+
+def demo_member(store: Store, workspace: Workspace) -> tuple[str, str]:
+    """The demo workspace's member for the dashboard, with a new password: added on the
+    first run, its password reset on later ones (so the printed one always works)."""
+    local = re.sub(r"[^a-z0-9]+", "-", workspace.name.lower()).strip("-") or "demo"
+    for email in (f"{local}@example.com", f"{local}-{workspace.workspace_id}@example.com"):
+        try:
+            return email, members.reset_password(store, workspace, email)
+        except NotFound:
+            pass
+        try:
+            return email, members.add_member(store, workspace, email)[1]
+        except DuplicateName:  # the address is a member of another workspace
+            continue
+    raise DuplicateName(f"no free demo e-mail address for workspace {workspace.name!r}")
 
 
 def _web_events(rng: random.Random, session: NewSession, now_us: int) -> list[NewEvent]:
@@ -204,6 +224,15 @@ def _uninstall(session: NewSession, now_us: int) -> NewEvent:
 
 def _new_key(store: Store, workspace: Workspace) -> str:
     return admin.create_key(store, workspace, "demo", keys.PERMISSIONS).key
+
+
+def dashboard_lines(result: DemoResult, base_url: str = BASE_URL) -> str:
+    """Where the dashboard is and how to sign in to it."""
+    return "\n".join([
+        f"# the dashboard: start the server (sessiontally serve), then open {base_url}/",
+        f"#   e-mail:   {result.member_email}",
+        f"#   password: {result.member_password}",
+    ])
 
 
 def curl_commands(result: DemoResult, base_url: str = BASE_URL) -> str:

@@ -1,7 +1,7 @@
 """The ASGI application: composes the store, rate limiter, service and routes.
 
 Handlers live in one module per resource (``sessions``, ``users``, ``segments``, ``kpi``,
-``events``, ``meta``) and reach what they need through ``request.app.state``; how their
+``events``, ``meta``; the dashboard's pages in ``signin`` and ``dashboard``) and reach what they need through ``request.app.state``; how their
 work runs is the gate's business (``gate.py``), and how refusals become responses is
 ``errors.py``'s.
 """
@@ -19,7 +19,7 @@ from starlette.routing import Route
 from ..config import Settings
 from ..errors import Unavailable
 from ..service import Service
-from . import events, kpi, meta, script, segments, sessions, tracking, users
+from . import assets, dashboard, events, kpi, meta, script, segments, sessions, signin, tracking, users
 from . import logging as access_logging
 from .errors import EXCEPTION_HANDLERS
 from .gate import Gate
@@ -46,6 +46,11 @@ ROUTES = [
     Route("/openapi.json", meta.openapi_json, methods=["GET"]),
     Route("/docs", meta.docs, methods=["GET"]),
     Route("/js/sessiontally.js", script.tracker, methods=["GET", "HEAD"]),
+    Route("/sign-in", signin.sign_in_form, methods=["GET"]),
+    Route("/sign-in", signin.sign_in, methods=["POST"]),
+    Route("/sign-out", signin.sign_out, methods=["POST"]),
+    *dashboard.ROUTES,
+    Route("/dashboard/static/{path:path}", assets.static, methods=["GET", "HEAD"]),
 ]
 
 

@@ -327,6 +327,15 @@ class SqlReads:
         )
         return int(row[0]) if row else 0
 
+    def has_sessions(self, workspace_id: int) -> bool:
+        """Whether any session is stored, recorded or derived (one index probe each)."""
+        row = self._fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE workspace_id = ?)"
+            " OR EXISTS (SELECT 1 FROM derived_sessions WHERE workspace_id = ?)",
+            (workspace_id, workspace_id),
+        )
+        return bool(row and row[0])
+
     def count_raw_in_range(self, workspace_id: int, app_key: int, start_us: int, end_us: int) -> int:
         """Brute force over raw sessions, recorded and derived (off-grid zone rules,
         integrity checks, tests)."""
