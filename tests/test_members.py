@@ -150,6 +150,7 @@ def test_a_wrong_password_or_unknown_email_fails_alike(store: Store, acme: Works
     failures = []
     for email, password in (("amy@example.com", "wrong password"), ("bob@example.com", PASSWORD),
                             ("not an e-mail", PASSWORD), ("amy@example.com", ""),
+                            ("amy\udcff@example.com", PASSWORD), ("amy@example.com", "pw\udcff-0123456"),
                             ("amy@example.com", PASSWORD + "x" * 2000)):
         with pytest.raises(SignInFailed) as failed:
             sign_in(store, email, password)

@@ -57,6 +57,7 @@ def test_generated_passwords_are_random_and_pass_the_rules() -> None:
     ("x" * 1025, "at most 1024"),
     (" " * 12, "whitespace"),
     ("\t\n " * 5, "whitespace"),
+    ("password-\udcff-x", "valid Unicode"),
 ])
 def test_rules_refuse(password: str, fragment: str) -> None:
     with pytest.raises(InvalidInput, match=fragment):

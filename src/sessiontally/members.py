@@ -146,7 +146,8 @@ def sign_in(store: Store, email: str, password: str, client_ip: str | None, now:
     except InvalidInput:
         normalised = None
     window = int(now) - int(now) % SIGN_IN_WINDOW_S
-    keys = ["email:" + hashlib.sha256((normalised or email.strip().lower()).encode()).hexdigest()]
+    given = (normalised or email.strip().lower()).encode("utf-8", "surrogatepass")
+    keys = ["email:" + hashlib.sha256(given).hexdigest()]
     limits = [MAX_ATTEMPTS_PER_EMAIL]
     if client_ip:
         keys.append("ip:" + client_ip[:64])

@@ -66,10 +66,15 @@ def generate_password() -> str:
 
 
 def check_password_rules(password: str) -> None:
-    """InvalidInput unless ``password`` has 10 to 1024 characters and is not all whitespace."""
+    """InvalidInput unless ``password`` has 10 to 1024 characters, is not all whitespace and
+    is valid Unicode text."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"a password must have at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidInput(f"a password must have at most {MAX_PASSWORD_LENGTH} characters")
     if not password.strip():
         raise InvalidInput("a password must not be all whitespace")
+    try:
+        password.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from undecodable bytes): hashes as nothing
+        raise InvalidInput("a password must be valid Unicode text") from None
