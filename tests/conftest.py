@@ -51,7 +51,7 @@ from db_support import (  # noqa: F401 - free_port and the rest re-exported for 
     require_redis,
 )
 
-from sessiontally import admin
+from sessiontally import admin, passwords
 from sessiontally.store import open_store
 from sessiontally.store.base import App, Store, Workspace
 from sessiontally.store.sqlite import SqliteStore
@@ -70,6 +70,10 @@ ALL_PERMISSIONS = (
     "events.data_series",
 )
 STARTUP_TIMEOUT_S = 30.0
+
+# Members' passwords hash with the cheapest argon2id parameters in this process
+# (tests/test_passwords.py checks the production ones).
+passwords.use_fast_hashing_for_tests()
 
 # Skip reasons that mean "the service this test needs is missing" (db_support's, or any
 # other test's that says the same). When that service is required, such a skip is a failure.

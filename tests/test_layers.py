@@ -32,12 +32,12 @@ LAYERS = (
     Layer("entry points", frozenset({"__main__", "cli"}), False, frozenset()),
     Layer("HTTP", frozenset({"api"}), False, DRIVERS, frozenset({"store", "ratelimit"})),
     Layer("use cases", frozenset({"service", "audience", "admin", "importer", "demo", "answers",
-                           "intake", "insights"}),
+                           "intake", "insights", "members"}),
           False, DRIVERS | WEB),
     Layer("adapters", frozenset({"store", "ratelimit"}), True, WEB),
     Layer("pure", frozenset({"timeparse", "buckets", "series_query", "ingest", "attributes",
                              "segments", "ipallow", "keys", "limits", "sessionize",
-                             "tracking", "kpi"}), False, DRIVERS | WEB),
+                             "tracking", "kpi", "passwords"}), False, DRIVERS | WEB),
     Layer("foundation", frozenset({"", "config", "errors"}), True, DRIVERS | WEB),
 )
 

@@ -43,10 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = Path(sessiontally.__file__).resolve().parent
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
-NOT_TENANT = {"workspaces", "schema_migrations"}  # reference tables on Citus
+# Reference tables on Citus: members and sign-in attempts are looked up by e-mail or
+# throttle key before any workspace is known (one sign-in form for every workspace).
+NOT_TENANT = {"workspaces", "schema_migrations", "members", "sign_in_attempts"}
+# The primary keys of the reference tables that do not begin with workspace_id.
+REFERENCE_KEYS = {"schema_migrations": ["version"], "members": ["member_id"],
+                  "sign_in_attempts": ["throttle_key", "window_start"]}
 TENANT_TABLES = {"apps", "api_keys", "sessions", "session_counts", "session_counts_coarse", "users",
                  "segments", "rate_windows", "events", "derived_sessions", "app_message_counts",
-                "person_days", "kpi_counts", "event_names", "event_counts"}
+                "person_days", "kpi_counts", "event_names", "event_counts", "member_sessions"}
 WORKSPACE_ID = 987_654_321  # distinctive, so that finding it among the parameters means something
 
 # A reference to a table by a statement (SQL keywords are upper case in this code base,
@@ -142,13 +147,14 @@ def test_every_primary_key_begins_with_workspace_id(store, engine):
     expected = {"workspaces", "schema_migrations", "apps", "api_keys", "sessions",
                 "session_counts", "session_counts_coarse", "users", "segments", "events",
                 "derived_sessions", "app_message_counts", "person_days", "kpi_counts",
-                "event_names", "event_counts"}
+                "event_names", "event_counts", "members", "member_sessions", "sign_in_attempts"}
     if engine == "postgres":
         expected.add("rate_windows")  # SQLite keeps its counters in a sidecar file
     assert set(tables) == expected, "a new table: add it here and to docs/operations.md"
     assert tables["workspaces"]["pk"] == ["workspace_id"]
     for table, shape in tables.items():
-        if table == "schema_migrations":
+        if table in REFERENCE_KEYS:
+            assert shape["pk"] == REFERENCE_KEYS[table], (table, shape["pk"])
             continue
         assert shape["pk"] and shape["pk"][0] == "workspace_id", (table, shape["pk"])
         if table in TENANT_TABLES:
@@ -366,6 +372,29 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert store.count_raw_in_range(w, app.app_key, 0, now_us + 1) == 9
     with recorder.calling("rollup_total"):
         assert store.rollup_total(w, 0, segment.segment_key) == 9
+    with recorder.calling("add_member"):
+        member = store.add_member(w, "amy@example.com", "hash", now_us)
+    with recorder.calling("find_member"):
+        assert store.find_member("amy@example.com") == member
+    with recorder.calling("get_member"):
+        assert store.get_member(w, member.member_id) == member
+    with recorder.calling("list_members"):
+        assert store.list_members(w) == [member]
+    now_s = now_us // 1_000_000
+    with recorder.calling("start_member_session"):
+        store.start_member_session(w, member.member_id, b"t" * 32, now_s, now_s + 60)
+    with recorder.calling("member_session"):
+        assert store.member_session(w, b"t" * 32, now_s) is not None
+    with recorder.calling("member_session_expiry"):
+        assert store.member_session_expiry(w, b"t" * 32, now_s) is not None
+    with recorder.calling("end_member_session"):
+        store.end_member_session(w, b"t" * 32)
+    with recorder.calling("set_member_password"):
+        assert store.set_member_password(w, member.member_id, "hash2", now_us)
+    with recorder.calling("remove_member"):
+        assert store.remove_member(w, member.member_id)
+    with recorder.calling("count_sign_in_attempts"):
+        assert store.count_sign_in_attempts(["email:x", "ip:1"], now_s) == [1, 1]
     with recorder.calling("pinned_reads"), store.pinned_reads():
         assert store.get_workspace(w) == ws
     with recorder.calling("change_token"):

@@ -10,17 +10,18 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
 import click
 import orjson
 
-from . import admin, keys, limits
+from . import admin, keys, limits, members
 from .config import DATABASE, SETTINGS, Setting, Settings
 from .errors import SessiontallyError
 from .store import open_store
-from .store.base import App, Store, Workspace
+from .store.base import App, Member, Store, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -433,6 +434,112 @@ def key_revoke(workspace_ref: str, key_ref: str) -> None:
     store = _store()
     admin.revoke_key(store, admin.resolve_workspace(store, workspace_ref), key_ref)
     click.echo("revoked", err=True)
+
+
+# ----------------------------------------------------------------------- members
+
+
+@main.group()
+def member() -> None:
+    """Add, list and remove dashboard members; reset passwords."""
+
+
+def _password_from_stdin(given: bool) -> str | None:
+    """The password on stdin's first line (without its line ending) when asked for; None
+    (generate one) otherwise."""
+    if not given:
+        return None
+    return click.get_text_stream("stdin").readline().removesuffix("\n").removesuffix("\r")
+
+
+def _instant(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return datetime.fromtimestamp(us // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _member_json(found: Member) -> dict[str, Any]:
+    return {"member_id": found.member_id, "email": found.email,
+            "created_at": _instant(found.created_at), "last_sign_in_at": _instant(found.last_sign_in_at)}
+
+
+MEMBER_COLUMNS = ("ID", "E-MAIL", "CREATED", "LAST SIGN-IN")
+
+
+@member.command("add")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from stdin's first line instead of generating one.")
+@click.option("--json", "as_json", is_flag=True, help="Print {member_id, email, password} as JSON.")
+@_admin
+def member_add(workspace_ref: str, email: str, password_stdin: bool, as_json: bool) -> None:
+    """Add a member; print its e-mail, then its password.
+
+    The e-mail stays alone on the first line; the second reads ``password: ...`` (not
+    printed with --password-stdin; null in JSON)."""
+    chosen = _password_from_stdin(password_stdin)
+    store = _store()
+    added, password = members.add_member(store, admin.resolve_workspace(store, workspace_ref), email,
+                                         chosen)
+    shown = None if password_stdin else password
+    _emit(as_json, added.email + ("" if shown is None else f"\npassword: {shown}"),
+          {"member_id": added.member_id, "email": added.email, "password": shown})
+
+
+@member.command("list")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_admin
+def member_list(workspace_ref: str, as_json: bool) -> None:
+    """List the workspace's members (UTC times)."""
+    store = _store()
+    found = members.list_members(store, admin.resolve_workspace(store, workspace_ref))
+    if as_json:
+        for each in found:
+            click.echo(orjson.dumps(_member_json(each)).decode())
+        return
+    click.echo(_table(MEMBER_COLUMNS, [
+        [str(each.member_id), each.email, _instant(each.created_at) or "-",
+         _instant(each.last_sign_in_at) or "never"] for each in found]))
+
+
+@member.command("remove")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("member_ref", metavar="MEMBER")
+@click.option("--yes", is_flag=True, help="Confirm: the member is removed and signed out.")
+@_admin
+def member_remove(workspace_ref: str, member_ref: str, yes: bool) -> None:
+    """Remove MEMBER (e-mail or id) and end its sessions."""
+    if not yes:
+        raise click.UsageError(f"removing member {member_ref!r} cannot be undone: add --yes")
+    store = _store()
+    removed = members.remove_member(store, admin.resolve_workspace(store, workspace_ref), member_ref)
+    click.echo(f"removed {removed.email}", err=True)
+
+
+@member.command("reset-password")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("member_ref", metavar="MEMBER")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from stdin's first line instead of generating one.")
+@click.option("--json", "as_json", is_flag=True, help="Print {member_id, email, password} as JSON.")
+@_admin
+def member_reset_password(workspace_ref: str, member_ref: str, password_stdin: bool,
+                          as_json: bool) -> None:
+    """Give MEMBER a new password; print it.
+
+    Every session of the member ends (signed out everywhere)."""
+    chosen = _password_from_stdin(password_stdin)
+    store = _store()
+    ws = admin.resolve_workspace(store, workspace_ref)
+    found = members.resolve_member(store, ws, member_ref)
+    password = members.reset_password(store, ws, str(found.member_id), chosen)
+    _emit(as_json, password, {"member_id": found.member_id, "email": found.email, "password": password})
 
 
 # ---------------------------------------------------------------------- segments

@@ -7,6 +7,7 @@ of HTTP.
 * SessiontallyError           any refusal a caller or operator can be told about
   - InvalidInput              the request or its parameters break a rule (optional ``errors``)
   - Unauthenticated           no valid credentials
+    · SignInFailed            a member's e-mail or password is wrong
   - Forbidden                 valid credentials without the permission needed
   - NotFound                  the thing named does not exist (in this workspace)
   - Conflict                  the thing would clash with one that exists
@@ -47,6 +48,13 @@ class InvalidInput(SessiontallyError):
 
 class Unauthenticated(SessiontallyError):
     """No credentials, or credentials that admit nobody."""
+
+
+class SignInFailed(Unauthenticated):
+    """A dashboard sign-in whose e-mail or password is wrong (which of the two is not said)."""
+
+    def __init__(self, message: str = "E-mail or password is wrong") -> None:
+        super().__init__(message)
 
 
 class Forbidden(SessiontallyError):

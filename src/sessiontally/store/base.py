@@ -86,6 +86,18 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """A person who signs in to one workspace's dashboard."""
+
+    workspace_id: int
+    member_id: int
+    email: str  # trimmed, in lower case; unique across workspaces
+    password_hash: str  # argon2id PHC string (passwords.py)
+    created_at: int  # microseconds since the epoch
+    last_sign_in_at: int | None  # microseconds; None: never
+
+
+@dataclass(frozen=True, slots=True)
 class TrackedSegment:
     """What recording needs of a tracked segment: its rollup key and its filter."""
 
@@ -259,3 +271,44 @@ class Store(Protocol):
         self, workspace_id: int, app_key: int, start_us: int, end_us: int
     ) -> int: ...
     def rollup_total(self, workspace_id: int, app_key: int, segment_key: int) -> int: ...
+
+    # dashboard members (e-mails are unique across workspaces: one sign-in form)
+    def add_member(
+        self, workspace_id: int, email: str, password_hash: str, now_us: int
+    ) -> Member:
+        """``DuplicateName`` when a member of any workspace has the e-mail."""
+        ...
+    def find_member(self, email: str) -> Member | None: ...
+    def get_member(self, workspace_id: int, member_id: int) -> Member | None: ...
+    def list_members(self, workspace_id: int) -> list[Member]:
+        """By e-mail, in code-point order."""
+        ...
+    def remove_member(self, workspace_id: int, member_id: int) -> bool:
+        """Delete the member and its sessions; False when there was no such member."""
+        ...
+    def set_member_password(
+        self, workspace_id: int, member_id: int, password_hash: str, now_us: int
+    ) -> bool:
+        """Store a new hash and end every session of the member (signed out everywhere)."""
+        ...
+    def start_member_session(
+        self, workspace_id: int, member_id: int, token_hash: bytes, now_s: int, expires_s: int
+    ) -> None:
+        """Store a session (nothing when the member is gone), set the member's last
+        sign-in, and delete its expired sessions."""
+        ...
+    def member_session(self, workspace_id: int, token_hash: bytes, now_s: int) -> Member | None:
+        """The member a session token's hash signs in: None when there is no such session,
+        it has expired, or its member is gone."""
+        ...
+    def member_session_expiry(
+        self, workspace_id: int, token_hash: bytes, now_s: int
+    ) -> tuple[Member, int] | None:
+        """As ``member_session``, with the session's expiry (seconds since the epoch)."""
+        ...
+    def end_member_session(self, workspace_id: int, token_hash: bytes) -> None: ...
+    def count_sign_in_attempts(self, throttle_keys: Sequence[str], window_start: int) -> list[int]:
+        """Add one attempt to each key's window starting at ``window_start`` and return
+        each key's count after that, in the order given; windows that started before are
+        deleted. One transaction: exact across processes."""
+        ...

@@ -9,7 +9,8 @@ server's ``TimeZone`` never matters.
 
 Driver errors are translated at the engine boundary (``map_postgres_errors``, around
 every use of a pooled connection): a database that cannot be reached becomes
-``errors.StoreUnavailable``, a taken workspace name ``errors.DuplicateName``.
+``errors.StoreUnavailable``, a taken workspace name or member e-mail
+``errors.DuplicateName``.
 """
 
 from __future__ import annotations
@@ -63,11 +64,14 @@ def map_postgres_errors() -> Iterator[None]:
       down, or no pooled connection within POOL_TIMEOUT_S (``PoolTimeout``): StoreUnavailable
       (the API answers 503 with Retry-After). ``OperationalError`` also covers transient
       transaction conflicts (serialization failures, deadlocks), which a retry resolves.
-    * A unique violation on ``workspaces`` (its one unique column is the name): DuplicateName.
+    * A unique violation on ``workspaces`` (its one unique column is the name) or on
+      ``members`` (the e-mail): DuplicateName.
     """
     try:
         yield
     except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.table_name == "members":
+            raise DuplicateName("a member with that e-mail already exists") from exc
         if exc.diag.table_name != "workspaces":
             raise
         raise DuplicateName("a workspace of that name already exists") from exc

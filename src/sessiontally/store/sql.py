@@ -1,6 +1,6 @@
 """The statements both engines share, written once: the reads (``SqlReads``), every
 write statement whose text is the same on SQLite and PostgreSQL, and the writes whose
-steps are the same too (``SqlWrites``: apps, keys, segment tracking).
+steps are the same too (``SqlWrites``: apps, keys, segment tracking, members).
 
 Statements use ``?`` placeholders, SQLite's style; the PostgreSQL engine turns them into
 psycopg's ``%s`` in one function (``postgres._execute``). A boolean column is compared
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..keys import generate_write_key
-from .base import MAX_TRACKED_SEGMENTS, ApiKey, App, Segment, TrackingLimitError, Workspace
+from .base import MAX_TRACKED_SEGMENTS, ApiKey, App, Member, Segment, TrackingLimitError, Workspace
 from .rollup import DAY, HOUR, plan_series_read
 
 APP_COLUMNS = (
@@ -37,6 +37,7 @@ SEGMENT_COLUMNS = (
     "workspace_id, segment_key, segment_id, name, description, tags, filter,"
     " analytics_enabled, tracking_since, created_at, updated_at"
 )
+MEMBER_COLUMNS = "workspace_id, member_id, email, password_hash, created_at, last_sign_in_at"
 
 # ---------------------------------------------------------------------------- writes
 
@@ -83,6 +84,37 @@ SET_SEGMENT_TRACKING = (
     " WHERE workspace_id = ? AND segment_id = ?"
 )
 
+# Members: ``members`` and ``sign_in_attempts`` are reference tables on Citus (looked up
+# by e-mail, or by throttle key, before any workspace is known); ``member_sessions`` is
+# distributed by workspace_id.
+INSERT_MEMBER = (
+    "INSERT INTO members (workspace_id, email, password_hash, created_at, password_changed_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+MEMBER_BY_EMAIL = f"SELECT {MEMBER_COLUMNS} FROM members WHERE email = ?"
+DELETE_MEMBER = "DELETE FROM members WHERE workspace_id = ? AND member_id = ?"
+SET_MEMBER_PASSWORD = (
+    "UPDATE members SET password_hash = ?, password_changed_at = ?"
+    " WHERE workspace_id = ? AND member_id = ?"
+)
+SET_LAST_SIGN_IN = "UPDATE members SET last_sign_in_at = ? WHERE workspace_id = ? AND member_id = ?"
+DELETE_MEMBER_SESSIONS = "DELETE FROM member_sessions WHERE workspace_id = ? AND member_id = ?"
+DELETE_EXPIRED_MEMBER_SESSIONS = (
+    "DELETE FROM member_sessions WHERE workspace_id = ? AND member_id = ? AND expires_at <= ?"
+)
+INSERT_MEMBER_SESSION = (
+    "INSERT INTO member_sessions (workspace_id, token_hash, member_id, created_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_MEMBER_SESSION = "DELETE FROM member_sessions WHERE workspace_id = ? AND token_hash = ?"
+DELETE_OLD_ATTEMPTS = "DELETE FROM sign_in_attempts WHERE throttle_key = ? AND window_start < ?"
+ADD_ATTEMPT = (
+    "INSERT INTO sign_in_attempts (throttle_key, window_start, attempts) VALUES (?, ?, 1)"
+    " ON CONFLICT (throttle_key, window_start)"
+    " DO UPDATE SET attempts = sign_in_attempts.attempts + 1"
+)
+ATTEMPTS = "SELECT attempts FROM sign_in_attempts WHERE throttle_key = ? AND window_start = ?"
+
 
 def segment_tags(tags: Sequence[str]) -> str:
     """The ``tags`` column of a segment: a JSON array."""
@@ -117,6 +149,12 @@ def segment_from_row(row: Sequence[Any]) -> Segment:
     return Segment(int(ws), int(key), str(sid), str(name), str(description),
                    tuple(orjson.loads(str(tags))), str(filter_json), bool(enabled),
                    since, int(created), int(updated))
+
+
+def member_from_row(row: Sequence[Any]) -> Member:
+    ws, member_id, email, password_hash, created, last_sign_in = row
+    return Member(int(ws), int(member_id), str(email), str(password_hash), int(created),
+                  None if last_sign_in is None else int(last_sign_in))
 
 
 class Cursor(Protocol):
@@ -232,6 +270,51 @@ class SqlWrites:
                     check_tracking_room(one_row(tx.execute(COUNT_TRACKED, (workspace_id,)))[0])
                 tx.execute(SET_SEGMENT_TRACKING, (enabled, now, enabled, now, workspace_id, segment_id))
         return self.get_segment(workspace_id, segment_id)
+
+    # ------------------------------------------------------------------ members
+
+    def add_member(self, workspace_id: int, email: str, password_hash: str, now_us: int) -> Member:
+        with self._shared_transaction() as tx:  # a taken e-mail: DuplicateName (the engine's)
+            tx.execute(INSERT_MEMBER, (workspace_id, email, password_hash, now_us, now_us))
+            return member_from_row(one_row(tx.execute(MEMBER_BY_EMAIL, (email,))))
+
+    def remove_member(self, workspace_id: int, member_id: int) -> bool:
+        with self._shared_transaction() as tx:
+            tx.execute(DELETE_MEMBER_SESSIONS, (workspace_id, member_id))
+            return tx.execute(DELETE_MEMBER, (workspace_id, member_id)).rowcount > 0
+
+    def set_member_password(
+        self, workspace_id: int, member_id: int, password_hash: str, now_us: int
+    ) -> bool:
+        with self._shared_transaction() as tx:
+            changed = tx.execute(SET_MEMBER_PASSWORD, (password_hash, now_us, workspace_id,
+                                                       member_id)).rowcount > 0
+            tx.execute(DELETE_MEMBER_SESSIONS, (workspace_id, member_id))  # signed out everywhere
+        return changed
+
+    def start_member_session(
+        self, workspace_id: int, member_id: int, token_hash: bytes, now_s: int, expires_s: int
+    ) -> None:
+        with self._shared_transaction() as tx:
+            if not tx.execute(SET_LAST_SIGN_IN, (now_s * 1_000_000, workspace_id, member_id)).rowcount:
+                return  # the member was removed meanwhile: its token must not work
+            tx.execute(DELETE_EXPIRED_MEMBER_SESSIONS, (workspace_id, member_id, now_s))
+            tx.execute(INSERT_MEMBER_SESSION, (workspace_id, token_hash, member_id, now_s, expires_s))
+
+    def end_member_session(self, workspace_id: int, token_hash: bytes) -> None:
+        with self._shared_transaction() as tx:
+            tx.execute(DELETE_MEMBER_SESSION, (workspace_id, token_hash))
+
+    def count_sign_in_attempts(self, throttle_keys: Sequence[str], window_start: int) -> list[int]:
+        counts: dict[str, int] = {}
+        with self._shared_transaction() as tx:
+            # Keys in one order in every transaction: concurrent ones lock rows alike and
+            # cannot deadlock (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises them anyway).
+            for key in sorted(set(throttle_keys)):
+                tx.execute(DELETE_OLD_ATTEMPTS, (key, window_start))
+                tx.execute(ADD_ATTEMPT, (key, window_start))
+                counts[key] = int(one_row(tx.execute(ATTEMPTS, (key, window_start)))[0])
+        return [counts[key] for key in throttle_keys]
 
 
 # ----------------------------------------------------------------------------- reads
@@ -436,6 +519,45 @@ class SqlReads:
         ):
             found.setdefault(str(person), set()).add(int(day))
         return found
+
+    # ------------------------------------------------------------------ members
+
+    def find_member(self, email: str) -> Member | None:
+        row = self._fetch_one(MEMBER_BY_EMAIL, (email,))
+        return member_from_row(row) if row else None
+
+    def get_member(self, workspace_id: int, member_id: int) -> Member | None:
+        row = self._fetch_one(
+            f"SELECT {MEMBER_COLUMNS} FROM members WHERE workspace_id = ? AND member_id = ?",
+            (workspace_id, member_id),
+        )
+        return member_from_row(row) if row else None
+
+    def list_members(self, workspace_id: int) -> list[Member]:
+        """By e-mail in code-point order, the same on every engine (not the collation's)."""
+        rows = self._fetch_all(f"SELECT {MEMBER_COLUMNS} FROM members WHERE workspace_id = ?",
+                               (workspace_id,))
+        return sorted((member_from_row(row) for row in rows), key=lambda m: m.email)
+
+    def member_session(self, workspace_id: int, token_hash: bytes, now_s: int) -> Member | None:
+        found = self.member_session_expiry(workspace_id, token_hash, now_s)
+        return found[0] if found else None
+
+    def member_session_expiry(
+        self, workspace_id: int, token_hash: bytes, now_s: int
+    ) -> tuple[Member, int] | None:
+        # The expiry is compared here, not in SQL: the statement's text and parameters stay
+        # the same from one second to the next, so SQLite's read cache can answer it.
+        row = self._fetch_one(
+            "SELECT m.workspace_id, m.member_id, m.email, m.password_hash, m.created_at,"
+            " m.last_sign_in_at, s.expires_at FROM member_sessions s JOIN members m"
+            " ON m.member_id = s.member_id AND m.workspace_id = s.workspace_id"
+            " WHERE s.workspace_id = ? AND s.token_hash = ?",
+            (workspace_id, token_hash),
+        )
+        if row is None or int(row[6]) <= now_s:
+            return None
+        return member_from_row(row[:6]), int(row[6])
 
 
 class RollupMismatch(RuntimeError):

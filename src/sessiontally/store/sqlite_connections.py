@@ -11,9 +11,9 @@ and processes. No SQL of the data model lives here (that is ``store/sqlite.py``)
   acknowledged survives a crash of the process and a power cut.
 * Driver errors are translated here, at the engine boundary: a busy or locked database
   becomes ``errors.StoreBusy``, a file that cannot be opened or read
-  ``errors.StoreUnavailable``, a taken workspace name ``errors.DuplicateName``
-  (``map_sqlite_errors``). Any other ``sqlite3`` error (a syntax error, a constraint) is a
-  bug and propagates as it is.
+  ``errors.StoreUnavailable``, a taken workspace name or member e-mail
+  ``errors.DuplicateName`` (``map_sqlite_errors``). Any other ``sqlite3`` error (a syntax
+  error, a constraint) is a bug and propagates as it is.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ _UNAVAILABLE_CODES = frozenset({
     14,  # SQLITE_CANTOPEN: the file (or its -wal, -shm, folder) cannot be opened
 })
 _DUPLICATE_WORKSPACE = "UNIQUE constraint failed: workspaces.name"
+_DUPLICATE_MEMBER = "UNIQUE constraint failed: members.email"
 
 
 def store_error(exc: sqlite3.Error) -> SessiontallyError | None:
@@ -77,6 +78,8 @@ def store_error(exc: sqlite3.Error) -> SessiontallyError | None:
             return StoreUnavailable(f"the database cannot be read or written ({exc})")
     elif isinstance(exc, sqlite3.IntegrityError) and str(exc) == _DUPLICATE_WORKSPACE:
         return DuplicateName("a workspace of that name already exists")
+    elif isinstance(exc, sqlite3.IntegrityError) and str(exc) == _DUPLICATE_MEMBER:
+        return DuplicateName("a member with that e-mail already exists")
     return None
 
 
