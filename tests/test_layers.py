@@ -32,7 +32,7 @@ LAYERS = (
     Layer("entry points", frozenset({"__main__", "cli"}), False, frozenset()),
     Layer("HTTP", frozenset({"api"}), False, DRIVERS, frozenset({"store", "ratelimit"})),
     Layer("use cases", frozenset({"service", "audience", "admin", "importer", "demo", "answers",
-                           "intake", "insights", "members"}),
+                           "intake", "insights", "members", "overview"}),
           False, DRIVERS | WEB),
     Layer("adapters", frozenset({"store", "ratelimit"}), True, WEB),
     Layer("pure", frozenset({"timeparse", "buckets", "series_query", "ingest", "attributes",

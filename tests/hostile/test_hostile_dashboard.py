@@ -59,9 +59,12 @@ def _tenant(db, server, label: str) -> Tenant:  # type: ignore[no-untyped-def]
     events = [f"{label}-event-{uuid.uuid4().hex[:8]}"]
     with server.client() as client:
         sessions = [{"session_id": f"{label}-{i}", "external_id": f"{label}-u{i % 3}",
-                     "app_id": apps[i % 2].app_id, "started_at": iso(time.time() - 3600 * i)} for i in range(12)]
-        assert client.post("/sessions/track", headers=bearer(key), json={"sessions": sessions}).status_code == 201
-        sent = [message("track", f"{label}-u{i}", iso(time.time() - 60 * i), event=events[0]) for i in range(3)]
+                     "app_id": apps[i % 2].app_id, "started_at": iso(time.time() - 3600 * i)}
+                    for i in range(12)]
+        recorded = client.post("/sessions/track", headers=bearer(key), json={"sessions": sessions})
+        assert recorded.status_code == 201
+        sent = [message("track", f"{label}-u{i}", iso(time.time() - 60 * i), event=events[0])
+                for i in range(3)]
         assert batch(client, apps[0].write_key, sent).status_code == 200
     return Tenant(label, ws, apps, segment, email, password, key, events)
 
@@ -117,7 +120,8 @@ def test_no_valid_session_sees_nothing(shared_server, shared_db, tenants, condit
     elif condition == "member removed":
         email = f"gone-{uuid.uuid4().hex[:6]}@example.com"
         _, password = members.add_member(shared_db.store, a.ws, email)
-        client = signed_in(shared_server, Tenant(a.name, a.ws, a.apps, a.segment, email, password, a.key, a.events))
+        gone = Tenant(a.name, a.ws, a.apps, a.segment, email, password, a.key, a.events)
+        client = signed_in(shared_server, gone)
         members.remove_member(shared_db.store, a.ws, email)
     elif condition == "token moved to the other workspace":
         token = signed_in(shared_server, a).cookies[COOKIE]

@@ -1,9 +1,9 @@
 """The ASGI application: composes the store, rate limiter, service and routes.
 
 Handlers live in one module per resource (``sessions``, ``users``, ``segments``, ``kpi``,
-``events``, ``meta``; the dashboard's pages in ``signin`` and ``dashboard``) and reach what they need through ``request.app.state``; how their
-work runs is the gate's business (``gate.py``), and how refusals become responses is
-``errors.py``'s.
+``events``, ``meta``; the dashboard's in ``signin``, ``dashboard`` and ``assets``) and
+reach what they need through ``request.app.state``; how their work runs is the gate's
+business (``gate.py``), and how refusals become responses is ``errors.py``'s.
 """
 
 from __future__ import annotations

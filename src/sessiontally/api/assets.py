@@ -42,7 +42,8 @@ def _walk(folder: Traversable, prefix: str) -> dict[str, Asset]:
         elif entry.is_file():
             body = entry.read_bytes()
             suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
-            media = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(entry.name)[0] or "text/plain; charset=utf-8"
+            media = (MEDIA_TYPES.get(suffix) or mimetypes.guess_type(entry.name)[0]
+                     or "text/plain; charset=utf-8")
             found[name] = Asset(body, gzip.compress(body, 9, mtime=0), media,
                                 hashlib.sha256(body).hexdigest()[:32])
     return found

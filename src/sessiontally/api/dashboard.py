@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,19 +22,22 @@ from starlette.routing import Route
 from .. import limits, members, overview
 from ..errors import SessiontallyError, Unavailable
 from ..service import Service
-from ..store.base import Workspace
 from .assets import ASSET_VERSION
 from .errors import refusal_response
 from .http import json_response, message_response, query_pairs
 from .kpi import KPI_NAMES
 from .pages import PRIVATE, SESSION_COOKIE, clear_cookie, page, session_token
 
+if TYPE_CHECKING:
+    from ..store.base import Workspace
+
 SIGNED_OUT = "Your dashboard session has ended; sign in again"
-UNAVAILABLE_PAGE = "<!doctype html><title>sessiontally</title><p>The service is unavailable; try again shortly.</p>"
+UNAVAILABLE_PAGE = ("<!doctype html><title>sessiontally</title>"
+                    "<p>The service is unavailable; try again shortly.</p>")
 _PRIVATE_RAW = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in PRIVATE.items()]
 
 Pairs = tuple[tuple[str, str], ...]
-Read = Callable[[Service, Workspace, Pairs], Any]
+Read = Callable[[Service, "Workspace", Pairs], Any]
 
 
 async def home(request: Request) -> Response:
@@ -80,13 +83,16 @@ def data(read: Read) -> Callable[[Request], Any]:
     return endpoint
 
 
-async def _member_call(request: Request, read: Callable[[Service, members.SignedIn], Any]) -> Response:
+async def _member_call(request: Request, read: MemberRead) -> Response:
     service: Service = request.app.state.service
     token = session_token(request.scope)
     return await run_in_threadpool(_answer, service, token, read)
 
 
-def _answer(service: Service, token: str | None, read: Callable[[Service, members.SignedIn], Any]) -> Response:
+MemberRead = Callable[[Service, members.SignedIn], Any]
+
+
+def _answer(service: Service, token: str | None, read: MemberRead) -> Response:
     try:
         signed = _signed_in(service, token)
         if signed is None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from functools import cache
 from http.cookies import SimpleCookie
 from importlib import resources
+from typing import Literal
 
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
@@ -76,7 +77,7 @@ def is_https(scope: Scope) -> bool:
 
 
 def set_cookie(response: Response, scope: Scope, name: str, value: str, max_age: int,
-               path: str = "/", same_site: str = "lax") -> None:
+               path: str = "/", same_site: Literal["lax", "strict"] = "lax") -> None:
     response.set_cookie(name, value, max_age=max_age, path=path, httponly=True,
                         samesite=same_site, secure=is_https(scope))
 

@@ -45,7 +45,8 @@ async def sign_in_form(request: Request) -> Response:
     """``GET /sign-in``: the form, or the dashboard for a member already signed in."""
     service: Service = request.app.state.service
     token = session_token(request.scope)
-    if token and await run_in_threadpool(members.signed_in, service.store, token, time.time()):
+    already = token is not None and await run_in_threadpool(_signed_in, service, token)
+    if already:
         return RedirectResponse("/", 303, PRIVATE)
     return _form(request, "")
 
@@ -93,6 +94,11 @@ async def sign_out(request: Request) -> Response:
     response = RedirectResponse("/sign-in", 303, PRIVATE)
     clear_cookie(response, request.scope, SESSION_COOKIE)
     return response
+
+
+def _signed_in(service: Service, token: str) -> bool:
+    service.ensure_migrated()
+    return members.signed_in(service.store, token, time.time()) is not None
 
 
 def _sign_in(service: Service, email: str, password: str, client: str | None) -> members.SignedIn:

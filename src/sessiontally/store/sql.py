@@ -413,8 +413,8 @@ class SqlReads:
     def has_sessions(self, workspace_id: int) -> bool:
         """Whether any session is stored, recorded or derived (one index probe each)."""
         row = self._fetch_one(
-            "SELECT EXISTS (SELECT 1 FROM sessions WHERE workspace_id = ?)"
-            " OR EXISTS (SELECT 1 FROM derived_sessions WHERE workspace_id = ?)",
+            "SELECT (EXISTS (SELECT 1 FROM sessions WHERE workspace_id = ?)"
+            " OR EXISTS (SELECT 1 FROM derived_sessions WHERE workspace_id = ?))",
             (workspace_id, workspace_id),
         )
         return bool(row and row[0])
