@@ -232,12 +232,15 @@ def test_a_throttled_attempt_does_not_check_the_password(
 
 def test_an_outdated_hash_is_rehashed_on_sign_in(store: Store, acme: Workspace) -> None:
     amy, _ = members.add_member(store, acme, "amy@example.com", PASSWORD)
-    store.set_member_password(acme.workspace_id, amy.member_id, passwords.PRODUCTION.hash(PASSWORD), 1)
-    session = sign_in(store)
+    earlier = sign_in(store)
+    store.set_member_password(acme.workspace_id, amy.member_id, passwords.PRODUCTION.hash(PASSWORD), 1,
+                              end_sessions=False)  # as if hashed before the parameters changed
+    session = sign_in(store)  # rehashed here
     stored = store.get_member(acme.workspace_id, amy.member_id)
     assert stored is not None and not passwords.needs_rehash(stored.password_hash)
     assert session.member.password_hash == stored.password_hash
     assert members.signed_in(store, session.token, NOW) is not None
+    assert members.signed_in(store, earlier.token, NOW) is not None  # the same password: kept
 
 
 # ------------------------------------------------------------- workspace isolation

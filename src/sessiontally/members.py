@@ -168,10 +168,11 @@ def sign_in(store: Store, email: str, password: str, client_ip: str | None, now:
     if workspace is None:
         raise SignInFailed()
     if passwords.needs_rehash(member.password_hash):
-        # (The parameters changed since it was hashed: the new hash also ends the other
-        # sessions, which a parameter change does once per member.)
+        # The parameters changed since it was hashed; the password did not, so the
+        # member's other sessions stay.
         rehashed = passwords.hash_password(password)
-        store.set_member_password(member.workspace_id, member.member_id, rehashed, _us(now))
+        store.set_member_password(member.workspace_id, member.member_id, rehashed, _us(now),
+                                  end_sessions=False)
         member = dataclasses.replace(member, password_hash=rehashed)
     token = f"{member.workspace_id}.{secrets.token_urlsafe(32)}"
     now_s, expires_at = int(now), int(now) + SESSION_SECONDS

@@ -287,9 +287,11 @@ class Store(Protocol):
         """Delete the member and its sessions; False when there was no such member."""
         ...
     def set_member_password(
-        self, workspace_id: int, member_id: int, password_hash: str, now_us: int
+        self, workspace_id: int, member_id: int, password_hash: str, now_us: int,
+        end_sessions: bool = True,
     ) -> bool:
-        """Store a new hash and end every session of the member (signed out everywhere)."""
+        """Store a new hash and, unless told not to (a rehash of the same password), end
+        every session of the member (signed out everywhere)."""
         ...
     def start_member_session(
         self, workspace_id: int, member_id: int, token_hash: bytes, now_s: int, expires_s: int

@@ -284,12 +284,14 @@ class SqlWrites:
             return tx.execute(DELETE_MEMBER, (workspace_id, member_id)).rowcount > 0
 
     def set_member_password(
-        self, workspace_id: int, member_id: int, password_hash: str, now_us: int
+        self, workspace_id: int, member_id: int, password_hash: str, now_us: int,
+        end_sessions: bool = True,
     ) -> bool:
         with self._shared_transaction() as tx:
             changed = tx.execute(SET_MEMBER_PASSWORD, (password_hash, now_us, workspace_id,
                                                        member_id)).rowcount > 0
-            tx.execute(DELETE_MEMBER_SESSIONS, (workspace_id, member_id))  # signed out everywhere
+            if end_sessions:  # signed out everywhere
+                tx.execute(DELETE_MEMBER_SESSIONS, (workspace_id, member_id))
         return changed
 
     def start_member_session(
