@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from sessiontally import members
@@ -277,3 +280,29 @@ def test_the_page_stays_under_200_kb_gzipped() -> None:
 
     html = len(pages.template("dashboard.html").encode())
     assert assets.page_weight() + html < 200_000
+
+
+# ------------------------------------------------------------------ hostile input
+
+
+CONTENT_TYPES = ["application/x-www-form-urlencoded", "text/plain", "", "multipart/form-data"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=600), cookie=st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                                     max_size=120),
+       query=st.text(max_size=200), content_type=st.sampled_from(CONTENT_TYPES))
+def test_no_input_gets_a_5xx(app, tenant, body, cookie, query, content_type) -> None:  # type: ignore[no-untyped-def]
+    web = client(app)
+    web.get("/sign-in")
+    headers = {"Content-Type": content_type} if content_type else {}
+    raw_cookie = {"Cookie": f"{pages.SESSION_COOKIE}={cookie}"}
+    for path in ("/sign-in", "/sign-out"):
+        response = web.post(path, content=body, headers=headers)
+        assert response.status_code in (303, 400, 401, 403, 429), (path, response.status_code)
+        assert "Traceback" not in response.text
+    query_string = quote(query, safe="=&")
+    for path in ("/", "/dashboard/context.json", f"/dashboard/api/sessions/data_series?{query_string}",
+                 f"/dashboard/api/kpi/dau/data_series?{query_string}"):
+        response = client(app).get(path, headers=raw_cookie)
+        assert response.status_code in (303, 401), (path, response.status_code)

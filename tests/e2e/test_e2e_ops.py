@@ -38,11 +38,17 @@ def test_docs_page(client):
     assert "<html" in response.text.lower() and "/openapi.json" in response.text
 
 
-@pytest.mark.parametrize("path", ["/nope", "/sessions", "/sessions/data_series/x", "/", "/users/nope"])
+@pytest.mark.parametrize("path", ["/nope", "/sessions", "/sessions/data_series/x", "/users/nope",
+                                  "/dashboard", "/dashboard/api/nope", "/dashboard/static/nope.js"])
 def test_unknown_path_is_404_json(client, path):
     response = client.get(path)
     assert response.status_code == 404
     json_message(response)
+
+
+def test_the_root_is_the_dashboard(client):
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/sign-in"
 
 
 @pytest.mark.parametrize(
