@@ -23,8 +23,11 @@ Each navigation is measured from its start (the Navigation Timing origin, 0 ms):
 
 Two cache states, each ``--repeats`` navigations: ``cold``, a new browser context each
 time (its own empty HTTP cache and connection pool) with the cookie copied in; ``warm``,
-one page reloaded (the assets come from its cache or are revalidated: their Resource
-Timing ``transferSize`` says which). The Resource Timing entries also give where the time
+one page per size reloaded (the assets come from its cache or are revalidated: their
+Resource Timing ``transferSize`` says which). Every size is built first and served at
+once, by one server each, and each round measures every size and state in turn (the
+order of the sizes reversed every other round), so the shared machine's load falls on
+all alike. The Resource Timing entries also give where the time
 goes: the HTML, the scripts, ``context.json`` and the first series request.
 
 The page weight: each file the page loads, gzipped as served (``assets.ASSETS``), and the
@@ -39,6 +42,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -126,32 +130,32 @@ def settle(page: Any) -> dict[str, Any]:
     return timings
 
 
-def cold(browser: Any, base: str, cookies: list[Any], repeats: int) -> list[dict[str, Any]]:
-    runs = []
-    for _ in range(repeats):
-        context = browser.new_context()
-        context.add_cookies(cookies)
-        context.add_init_script(READY_OBSERVER)
-        page = context.new_page()
-        page.goto(f"{base}/")
-        runs.append(settle(page))
-        context.close()
-    return runs
-
-
-def warm(browser: Any, base: str, cookies: list[Any], repeats: int) -> list[dict[str, Any]]:
+def cold(browser: Any, base: str, cookies: list[Any]) -> dict[str, Any]:
+    """One navigation in a new context: empty HTTP cache, no open connection."""
     context = browser.new_context()
     context.add_cookies(cookies)
     context.add_init_script(READY_OBSERVER)
     page = context.new_page()
     page.goto(f"{base}/")
-    settle(page)  # fills the cache; not counted
-    runs = []
-    for _ in range(repeats):
-        page.reload()
-        runs.append(settle(page))
+    timings = settle(page)
     context.close()
-    return runs
+    return timings
+
+
+def warm_page(browser: Any, base: str, cookies: list[Any]) -> Any:
+    """A page that has loaded the dashboard once (its cache filled; not counted)."""
+    context = browser.new_context()
+    context.add_cookies(cookies)
+    context.add_init_script(READY_OBSERVER)
+    page = context.new_page()
+    page.goto(f"{base}/")
+    settle(page)
+    return page
+
+
+def warm(page: Any) -> dict[str, Any]:
+    page.reload()
+    return settle(page)
 
 
 def breakdown(run: dict[str, Any]) -> dict[str, float]:
@@ -214,18 +218,31 @@ def main() -> None:
             sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         print(f"chromium: {browser.version}", flush=True)
-        for size in args.sizes:
-            database = str(Path(tmp) / "dashboard.sqlite3")
-            build(database, size)
-            try:
-                with server(database) as srv:
-                    cookies = sign_in(browser, srv.base)
-                    for state, measure in (("cold", cold), ("warm", warm)):
-                        results[size, state] = runs = measure(browser, srv.base, cookies, args.repeats)
-                        log(f"{size:,} {state}: first chart p50"
-                            f" {percentile([r['first'] for r in runs], 0.5):.0f} ms")
-            finally:
+        databases = {size: str(Path(tmp) / f"dashboard-{size}.sqlite3") for size in args.sizes}
+        try:
+            for size, database in databases.items():
+                build(database, size)
+            with ExitStack() as stack:
+                # Every size is served at once and measured in turn within each round (the
+                # order reversed every other round), so the machine's load falls on all alike.
+                bases = {size: stack.enter_context(server(database)).base
+                         for size, database in databases.items()}
+                cookies = {size: sign_in(browser, base) for size, base in bases.items()}
+                pages_ = {size: warm_page(browser, base, cookies[size]) for size, base in bases.items()}
+                for size in args.sizes:
+                    results[size, "cold"], results[size, "warm"] = [], []
+                for round_ in range(args.repeats):
+                    for size in args.sizes if round_ % 2 == 0 else reversed(args.sizes):
+                        results[size, "cold"].append(cold(browser, bases[size], cookies[size]))
+                        results[size, "warm"].append(warm(pages_[size]))
+                for page in pages_.values():
+                    page.context.close()
+        finally:
+            for database in databases.values():
                 remove_database(database)
+        results = {key: results[key] for key in sorted(results)}
+        for (size, state), runs in results.items():
+            log(f"{size:,} {state}: first chart p50 {percentile([r['first'] for r in runs], 0.5):.0f} ms")
         browser.close()
     print(f"load average at the end: {load_average()}")
     print("\n| stored sessions | cache | first chart (ms) p50 / p90 / max | all charts ready"
