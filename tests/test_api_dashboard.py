@@ -110,6 +110,15 @@ def test_the_cookie_is_secure_over_https(app, tenant) -> None:  # type: ignore[n
     assert "; secure" in set_cookie_header(response, pages.SESSION_COOKIE).lower()
 
 
+def test_only_the_default_view_preloads_its_first_series(app, tenant) -> None:  # type: ignore[no-untyped-def]
+    web = client(app)
+    sign_in(web)
+    assert dashboard.FIRST_SERIES_PRELOAD in web.get("/").text
+    other = web.get("/?unit=hour&range=48").text
+    assert "preload" not in other and "<!--" not in other
+    assert web.get(dashboard.FIRST_SERIES).status_code == 200
+
+
 def test_the_page_has_no_inline_script_or_style(app, tenant) -> None:  # type: ignore[no-untyped-def]
     web = client(app)
     sign_in(web)

@@ -44,6 +44,7 @@ from dashboard_support import (
 )
 from db_support import engine_database, free_port
 
+from sessiontally.api import dashboard
 from sessiontally.store import open_store
 
 pytestmark = pytest.mark.e2e
@@ -204,6 +205,24 @@ def test_sign_in_then_every_card_equals_the_api(browser, world) -> None:  # type
         assert any(int(v) for _, v, _ in table_rows(page, "sessions"))
         assert any(int(v) for _, v, _ in table_rows(page, "uninstalls"))
         assert any(int(v) for _, v, _ in table_rows(page, "events"))
+    finally:
+        context.close()
+    assert_quiet(world)
+
+
+def test_the_default_views_first_series_is_preloaded_and_asked_once(browser, world) -> None:  # type: ignore[no-untyped-def]
+    context, page = open_page(browser, world)
+    try:
+        sign_in(page, world, world.alpha)
+        asked: list[str] = []
+        warnings: list[str] = []
+        page.on("request", lambda request: asked.append(request.url) if "/sessions/" in request.url else None)
+        page.on("console", lambda msg: warnings.append(msg.text) if "preload" in msg.text else None)
+        page.goto(world.url + "/")
+        settled(page)
+        assert asked == [world.url + dashboard.FIRST_SERIES], asked  # the preload, used by the script
+        page.wait_for_timeout(3500)  # Chromium warns of an unused preload after about 3 s
+        assert not warnings, warnings
     finally:
         context.close()
     assert_quiet(world)

@@ -39,6 +39,7 @@ SECURITY_HEADERS: Mapping[str, str] = {
 PRIVATE = {**SECURITY_HEADERS, "Cache-Control": "no-store"}  # pages and data of one member
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+_MARKER = re.compile(r"<!--([a-z-]+)-->")
 
 
 @cache
@@ -46,14 +47,17 @@ def template(name: str) -> str:
     return resources.files("sessiontally.api").joinpath(f"templates/{name}").read_text("utf-8")
 
 
-def render(name: str, values: Mapping[str, str]) -> str:
-    """The template ``name`` with each ``{{key}}`` replaced by ``values[key]``, escaped."""
-    return _PLACEHOLDER.sub(lambda match: html.escape(values[match.group(1)]), template(name))
+def render(name: str, values: Mapping[str, str], markup: Mapping[str, str] | None = None) -> str:
+    """The template ``name`` with each ``{{key}}`` replaced by ``values[key]``, escaped, and
+    each ``<!--key-->`` by ``markup[key]``: HTML the server wrote, never a request's text
+    (markers left over vanish with their comment)."""
+    text = _PLACEHOLDER.sub(lambda match: html.escape(values[match.group(1)]), template(name))
+    return _MARKER.sub(lambda match: (markup or {}).get(match.group(1), ""), text)
 
 
 def page(name: str, values: Mapping[str, str], status: int = 200,
-         headers: Mapping[str, str] | None = None) -> Response:
-    return HTMLResponse(render(name, values), status, {**PRIVATE, **(headers or {})})
+         headers: Mapping[str, str] | None = None, markup: Mapping[str, str] | None = None) -> Response:
+    return HTMLResponse(render(name, values, markup), status, {**PRIVATE, **(headers or {})})
 
 
 def cookie(scope: Scope, name: str) -> str | None:

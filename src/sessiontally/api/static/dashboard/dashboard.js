@@ -193,7 +193,8 @@
     const query = params ? `?${new URLSearchParams(params)}` : '';
     let resp;
     try {
-      resp = await fetch(url + query, { credentials: 'same-origin', signal, headers: { Accept: 'application/json' } });
+      // No custom headers: the page's <link rel=preload> of the first series must match.
+      resp = await fetch(url + query, { credentials: 'same-origin', signal });
     } catch (err) {
       if (err && err.name === 'AbortError') throw err;
       throw new Error('The server could not be reached. Check your connection and try again.');
