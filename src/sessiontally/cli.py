@@ -262,7 +262,7 @@ WORKSPACE_COLUMNS = ("ID", "NAME", "TIME ZONE", "RATE LIMIT (/H)", "APPS", "CREA
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def workspace_list(as_json: bool) -> None:
-    """List every workspace: zone, rate limit, apps (UTC times)."""
+    """List every workspace (UTC times)."""
     found = admin.list_workspaces(_store())
     if as_json:
         for each in found:
@@ -315,7 +315,7 @@ def workspace_update(workspace_ref: str, time_zone: str | None, rate_limit: int 
 @click.option("--yes", is_flag=True, help="Confirm: the workspace and all of its data are deleted.")
 @_admin
 def workspace_delete(workspace_ref: str, yes: bool) -> None:
-    """Delete WORKSPACE and all of its data; its keys stop at once."""
+    """Delete WORKSPACE and all of its data."""
     if not yes:
         raise click.UsageError(f"deleting workspace {workspace_ref!r} and all of its data cannot "
                                "be undone: add --yes")
@@ -478,7 +478,7 @@ def app_rotate_write_key(workspace_ref: str, app_ref: str, as_json: bool) -> Non
 @click.option("--yes", is_flag=True, help="Confirm: the app and every count it made are deleted.")
 @_admin
 def app_delete(workspace_ref: str, app_ref: str, yes: bool) -> None:
-    """Delete APP, its write key, its data and every count it made."""
+    """Delete APP with its data and its counts."""
     if not yes:
         raise click.UsageError(f"deleting app {app_ref!r} and all of its data cannot be undone: "
                                "add --yes")
@@ -548,7 +548,7 @@ KEY_COLUMNS = ("ID", "NAME", "PREFIX", "PERMISSIONS", "ALLOWED IPS", "CREATED", 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def key_list(workspace_ref: str, as_json: bool) -> None:
-    """List the workspace's keys (never the keys themselves; UTC times)."""
+    """List the workspace's keys, never the keys."""
     store = _store()
     found = admin.list_keys(store, admin.resolve_workspace(store, workspace_ref))
     if as_json:
@@ -749,7 +749,7 @@ SEGMENT_COLUMNS = ("ID", "NAME", "TRACKING", "TAGS", "CREATED")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def segment_list(workspace_ref: str, as_json: bool) -> None:
-    """List the workspace's segments, oldest first (UTC times)."""
+    """List the workspace's segments."""
     store = _store()
     found = admin.list_segments(store, admin.resolve_workspace(store, workspace_ref))
     if as_json:
@@ -773,7 +773,7 @@ def _resolved_segment(store: Store, workspace_ref: str, segment_ref: str) -> tup
 @click.option("--json", "as_json", is_flag=True, help="Print the segment as a JSON object.")
 @_admin
 def segment_show(workspace_ref: str, segment_ref: str, as_json: bool) -> None:
-    """Show SEGMENT (its id or its name): filter, tags, tracking."""
+    """Show every field of SEGMENT (id or name)."""
     _, found = _resolved_segment(_store(), workspace_ref, segment_ref)
     _emit(as_json, _segment_details(found), _segment_json(found))
 
@@ -793,7 +793,7 @@ def segment_show(workspace_ref: str, segment_ref: str, as_json: bool) -> None:
 def segment_update(workspace_ref: str, segment_ref: str, name: str | None, description: str | None,
                    tags: tuple[str, ...], no_tags: bool, filter_text: str | None,
                    as_json: bool) -> None:
-    """Change SEGMENT's name, description, tags or filter.
+    """Change SEGMENT's name, description, tags, filter.
 
     Options not given stay as they are. A tracked segment's filter cannot change (its
     counts were made with it): turn tracking off, change it, turn tracking on again."""
