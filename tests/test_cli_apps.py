@@ -186,3 +186,32 @@ def test_every_command_has_a_one_line_help() -> None:
         for line in commands:
             name, _, summary = line.strip().partition(" ")
             assert summary.strip() and not summary.endswith("..."), (path, line)
+
+
+def test_app_delete_needs_yes_then_removes_the_app_and_its_write_key(acme: TestDatabase) -> None:
+    from sessiontally import intake
+    from sessiontally.errors import Unauthenticated
+    from sessiontally.store.base import NewSession
+
+    web = app_json(acme, "Web")
+    ws = acme.store.find_workspace("acme")
+    assert ws is not None
+    found = acme.store.find_app(ws.workspace_id, str(web["id"]))
+    assert found is not None
+    acme.store.record_sessions(ws.workspace_id,
+                               [NewSession("s1", "u1", found.app_key, 1_750_000_000_000_000, None)])
+    assert intake.admit(acme.store, str(web["write_key"])).app_id == web["id"]
+
+    assert "add --yes" in refused(cli(acme, "app", "delete", "--workspace", "acme", "Web"))
+    assert app_json(acme, "Web") == web
+    result = cli(acme, "app", "delete", "--workspace", "acme", "Web", "--yes")
+    assert ok(result) == "" and "deleted app Web" in result.stderr
+
+    assert "no app 'Web'" in refused(cli(acme, "app", "show", "--workspace", "acme", "Web"))
+    with pytest.raises(Unauthenticated):
+        intake.admit(acme.store, str(web["write_key"]))
+    assert acme.store.count_raw_sessions(ws.workspace_id) == 0
+    assert acme.store.rollup_total(ws.workspace_id, 0, 0) == 0
+    listed = ok(cli(acme, "app", "list", "--workspace", "acme")).splitlines()[1:]
+    assert [line.split()[1] for line in listed] == ["iOS"]
+    assert "no app" in refused(cli(acme, "app", "delete", "--workspace", "acme", str(web["id"]), "--yes"))

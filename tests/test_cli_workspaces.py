@@ -57,3 +57,66 @@ def test_an_unknown_zone_is_refused_and_changes_nothing(db: TestDatabase) -> Non
     assert result.stderr.strip() == "Error: unknown IANA time zone: 'Mars/Olympus'"
     shown = cli(db, "workspace", "update", "acme", "--time-zone", "Europe/Berlin", "--json")
     assert json.loads(shown.stdout)["time_zone"] == "Europe/Berlin"
+
+
+# ------------------------------------------------- list, show, update, delete
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result.stdout.strip()
+
+
+def refused(result: Result) -> str:
+    """A refusal: non-zero status, nothing on stdout, one line on stderr."""
+    assert result.exit_code != 0, result.stdout
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_workspace_list_and_show(db: TestDatabase) -> None:
+    ok(cli(db, "workspace", "create", "acme", "--time-zone", "Europe/Berlin"))
+    ok(cli(db, "workspace", "create", "beta", "--rate-limit", "10"))
+    ok(cli(db, "app", "create", "--workspace", "acme", "iOS"))
+    header, *rows = ok(cli(db, "workspace", "list")).splitlines()
+    assert header.split() == ["ID", "NAME", "TIME", "ZONE", "RATE", "LIMIT", "(/H)", "APPS", "CREATED"]
+    assert [row.split()[:-1] for row in rows] == [["1", "acme", "Europe/Berlin", "250000", "1"],
+                                                  ["2", "beta", "UTC", "10", "0"]]
+    lines = [json.loads(line) for line in ok(cli(db, "workspace", "list", "--json")).splitlines()]
+    assert set(lines[0]) == {"id", "name", "time_zone", "rate_limit", "apps", "created_at"}
+    assert lines[1]["name"] == "beta" and lines[1]["created_at"].endswith("Z")
+    assert json.loads(ok(cli(db, "workspace", "show", "2", "--json"))) == lines[1]
+    text = ok(cli(db, "workspace", "show", "acme")).splitlines()
+    assert text[:5] == ["id: 1", "name: acme", "time zone: Europe/Berlin",
+                        "rate limit: 250000 requests per UTC hour", "apps: 1"]
+    assert refused(cli(db, "workspace", "show", "nope")) == "Error: no workspace 'nope'"
+
+
+def test_workspace_update_each_option_alone(db: TestDatabase) -> None:
+    ok(cli(db, "workspace", "create", "acme", "--time-zone", "Europe/Berlin"))
+    shown = json.loads(ok(cli(db, "workspace", "update", "acme", "--rate-limit", "42", "--json")))
+    assert (shown["rate_limit"], shown["time_zone"]) == (42, "Europe/Berlin")
+    shown = json.loads(ok(cli(db, "workspace", "update", "1", "--time-zone", "UTC", "--json")))
+    assert (shown["rate_limit"], shown["time_zone"]) == (42, "UTC")
+    assert "nothing to change" in refused(cli(db, "workspace", "update", "acme"))
+    assert "rate limit" in refused(cli(db, "workspace", "update", "acme", "--rate-limit", "0"))
+    # a bad zone with a good limit: nothing changes
+    refused(cli(db, "workspace", "update", "acme", "--rate-limit", "7", "--time-zone", "Mars/Base"))
+    assert json.loads(ok(cli(db, "workspace", "show", "acme", "--json")))["rate_limit"] == 42
+
+
+def test_workspace_delete_needs_yes_and_removes_it(db: TestDatabase) -> None:
+    ws = db.workspace("acme")
+    app = db.app(ws)
+    other = db.workspace("beta")
+    at = micros("2025-06-02T02:00:00+00:00")
+    db.store.record_sessions(ws.workspace_id, [NewSession("s1", "u1", app.app_key, at, None)])
+    assert "add --yes" in refused(cli(db, "workspace", "delete", "acme"))
+    assert db.store.get_workspace(ws.workspace_id) is not None
+    assert ok(cli(db, "workspace", "delete", "acme", "--yes")) == ""
+    assert db.store.get_workspace(ws.workspace_id) is None
+    assert db.store.count_raw_sessions(ws.workspace_id) == 0
+    assert db.store.get_workspace(other.workspace_id) == other
+    assert refused(cli(db, "workspace", "delete", "acme", "--yes")) == "Error: no workspace 'acme'"

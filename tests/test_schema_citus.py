@@ -372,6 +372,19 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert store.count_raw_in_range(w, app.app_key, 0, now_us + 1) == 9
     with recorder.calling("rollup_total"):
         assert store.rollup_total(w, 0, segment.segment_key) == 9
+    with recorder.calling("list_workspaces"):
+        assert [found for found, _ in store.list_workspaces()][-1] == ws
+    with recorder.calling("set_rate_limit"):
+        assert store.set_rate_limit(w, 500) and store.set_rate_limit(w, ws.rate_limit)
+    with recorder.calling("list_keys"):
+        assert [k.key_id for k in store.list_keys(w)] == [key_id]
+    with recorder.calling("update_segment"):
+        assert store.update_segment(w, "seg-uuid", now_us, name="pro users") is not None
+    with recorder.calling("delete_segment"):
+        assert store.delete_segment(w, "seg-uuid")
+    with recorder.calling("delete_app"):
+        assert store.delete_app(w, app.app_key)
+    assert store.count_raw_sessions(w) == 0
     with recorder.calling("add_member"):
         member = store.add_member(w, "amy@example.com", "hash", now_us)
     with recorder.calling("find_member"):
@@ -403,6 +416,8 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert limiter.hit(w, 10, time.time() - 3600).remaining == 9
         assert limiter.hit(w, 10, time.time()).remaining == 9  # a new window: old ones deleted
         assert limiter.hit(w, 10, time.time()).remaining == 8
+    with recorder.calling("delete_workspace"):
+        assert store.delete_workspace(w)
 
 
 def store_methods() -> set[str]:
@@ -436,9 +451,11 @@ def test_every_statement_is_routed_by_workspace_id(recorded):
             unfiltered_workspace_statements.add(label)
     assert not problems, "\n".join(problems)
     assert checked >= 25, checked  # the exercise did reach the tenant tables
-    # workspaces is a reference table: only creating one, finding one by name (CLI) and
-    # migrating (giving apps of every workspace their write keys) read it without its id
-    assert unfiltered_workspace_statements == {"create_workspace", "find_workspace", "migrate"}
+    # workspaces is a reference table: only creating one, finding one by name and listing
+    # them (CLI) and migrating (giving apps of every workspace their write keys) read it
+    # without its id
+    assert unfiltered_workspace_statements == {"create_workspace", "find_workspace",
+                                               "list_workspaces", "migrate"}
 
 
 def test_synchronous_commit_is_never_turned_off_by_the_store(recorded, engine):

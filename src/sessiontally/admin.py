@@ -14,7 +14,7 @@ import orjson
 
 from . import buckets, ipallow, keys, limits, segments, sessionize
 from .errors import DuplicateName, InvalidInput, NotFound
-from .store.base import App, Segment, Store, Workspace
+from .store.base import App, KeyInfo, Segment, Store, Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,62 @@ def create_workspace(
         return store.create_workspace(name, time_zone, rate_limit)
     except DuplicateName:  # the engine cannot name it: its driver's error does not
         raise DuplicateName(f"a workspace named {name!r} already exists") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSummary:
+    workspace: Workspace
+    created_at: int  # seconds since the epoch
+    apps: int
+
+
+def list_workspaces(store: Store) -> list[WorkspaceSummary]:
+    """Every workspace, by id, with its creation time and number of apps."""
+    return [WorkspaceSummary(ws, created, len(store.list_apps(ws.workspace_id)))
+            for ws, created in store.list_workspaces()]
+
+
+def summarise_workspace(store: Store, workspace: Workspace) -> WorkspaceSummary:
+    for summary in list_workspaces(store):
+        if summary.workspace.workspace_id == workspace.workspace_id:
+            return summary
+    raise NotFound(f"no workspace {workspace.name!r}")
+
+
+def update_workspace(
+    store: Store, workspace: Workspace, time_zone: str | None = None, rate_limit: int | None = None
+) -> Workspace:
+    """Change the zone (the KPI days are rebuilt in it) and/or the hourly request limit
+    (it applies from the next request: the service reads it with the key); what is not
+    given stays as it is. Everything is checked before anything changes."""
+    if time_zone is None and rate_limit is None:
+        raise InvalidInput("nothing to change: give a time zone or a rate limit")
+    if rate_limit is not None:
+        _check_range(rate_limit, 1, MAX_RATE_LIMIT, "rate limit", "requests per hour")
+    if time_zone is not None:
+        _check_zone(time_zone)
+    if rate_limit is not None and not store.set_rate_limit(workspace.workspace_id, rate_limit):
+        raise NotFound(f"no workspace {workspace.name!r}")
+    if time_zone is not None:
+        return change_time_zone(store, workspace, time_zone)
+    changed = store.get_workspace(workspace.workspace_id)
+    if changed is None:
+        raise NotFound(f"no workspace {workspace.name!r}")
+    return changed
+
+
+def delete_workspace(store: Store, workspace: Workspace) -> None:
+    """Delete the workspace and all of its data in one transaction; its keys, write keys
+    and members' sessions stop working at once."""
+    if not store.delete_workspace(workspace.workspace_id):
+        raise NotFound(f"no workspace {workspace.name!r}")
+
+
+def _check_zone(time_zone: str) -> None:
+    try:
+        buckets.load_zone(time_zone)
+    except buckets.UnknownZoneError:
+        raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
 
 
 def change_time_zone(store: Store, workspace: Workspace, time_zone: str) -> Workspace:
@@ -96,6 +152,13 @@ def resolve_app(store: Store, workspace: Workspace, ref: str) -> App:
     return named[0]
 
 
+def delete_app(store: Store, workspace: Workspace, app: App) -> None:
+    """Delete the app, its write key, its sessions and events and every count it made
+    (its share of the all-apps series and KPIs included), in one transaction."""
+    if not store.delete_app(workspace.workspace_id, app.app_key):
+        raise NotFound(f"no app {app.app_id!r} in workspace {workspace.name!r}")
+
+
 def rotate_write_key(store: Store, workspace: Workspace, app: App) -> App:
     """Give the app a new write key; the old one stops working as soon as this returns."""
     new_key = keys.generate_write_key(workspace.workspace_id)
@@ -105,6 +168,7 @@ def rotate_write_key(store: Store, workspace: Workspace, app: App) -> App:
 
 
 MAX_EVENT_LIMIT = 10**12
+MAX_RATE_LIMIT = 10**12
 MAX_ORIGINS = 100
 ANY_ORIGIN = "*"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -243,6 +307,11 @@ def revoke_key(store: Store, workspace: Workspace, ref: str) -> None:
         raise NotFound("no such active key in this workspace")
 
 
+def list_keys(store: Store, workspace: Workspace) -> list[KeyInfo]:
+    """The workspace's keys (never a key or its hash), revoked ones included."""
+    return store.list_keys(workspace.workspace_id)
+
+
 # ---------------------------------------------------------------------- segments
 
 MAX_TAGS = 20
@@ -261,20 +330,91 @@ def create_segment(
 ) -> Segment:
     """A segment from a filter given as JSON text (validated; stored in canonical form)."""
     name = _name(name, "segment name")
-    try:
-        parsed = segments.parse_filter_json(filter_text)
-    except segments.FilterError as exc:
-        raise InvalidInput(f"invalid filter: {exc}") from None
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
-    clean_tags = list(dict.fromkeys(t.strip() for t in tags))
-    if len(clean_tags) > MAX_TAGS or any(not 1 <= len(t) <= MAX_TAG_LENGTH for t in clean_tags):
-        raise InvalidInput(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters")
-    canonical = orjson.dumps(segments.filter_to_json(parsed)).decode()
+    canonical = _canonical_filter(filter_text)
+    _check_description(description)
+    clean_tags = _clean_tags(tags)
     return store.create_segment(  # too many tracked: TrackingLimitError, a Conflict
         workspace.workspace_id, str(uuid.uuid4()), name, description, clean_tags, canonical,
         analytics, _now_us(),
     )
+
+
+def _canonical_filter(filter_text: str) -> str:
+    try:
+        parsed = segments.parse_filter_json(filter_text)
+    except segments.FilterError as exc:
+        raise InvalidInput(f"invalid filter: {exc}") from None
+    return orjson.dumps(segments.filter_to_json(parsed)).decode()
+
+
+def _check_description(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+
+
+def _clean_tags(tags: Sequence[str]) -> list[str]:
+    clean_tags = list(dict.fromkeys(t.strip() for t in tags))
+    if len(clean_tags) > MAX_TAGS or any(not 1 <= len(t) <= MAX_TAG_LENGTH for t in clean_tags):
+        raise InvalidInput(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters")
+    return clean_tags
+
+
+def list_segments(store: Store, workspace: Workspace) -> list[Segment]:
+    """Every segment of the workspace, oldest first."""
+    found: list[Segment] = []
+    while True:
+        page = store.list_segments(workspace.workspace_id, len(found), 1000, False)
+        found += page
+        if len(page) < 1000:
+            return found
+
+
+def resolve_segment(store: Store, workspace: Workspace, ref: str) -> Segment:
+    """A segment of the workspace by its id or by its name (which must be unique)."""
+    ref = ref.strip()
+    found = store.get_segment(workspace.workspace_id, ref) if ref else None
+    if found is not None:
+        return found
+    every = list_segments(store, workspace)
+    named = [s for s in every if s.name == ref] or [s for s in every if s.name.casefold() == ref.casefold()]
+    if not named:
+        raise NotFound(f"no segment {ref!r} in workspace {workspace.name!r}")
+    if len(named) > 1:
+        raise InvalidInput(f"{len(named)} segments of workspace {workspace.name!r} are named {ref!r}: "
+                           "give the segment id instead")
+    return named[0]
+
+
+def update_segment(
+    store: Store,
+    workspace: Workspace,
+    segment: Segment,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Sequence[str] | None = None,
+    filter_text: str | None = None,
+) -> Segment:
+    """Change what is given. A new filter is refused while analytics tracking is on (its
+    counts were made with the filter it has): turn tracking off, change it, turn it on."""
+    if name is None and description is None and tags is None and filter_text is None:
+        raise InvalidInput("nothing to change: give a name, a description, tags or a filter")
+    if name is not None:
+        name = _name(name, "segment name")
+    if description is not None:
+        _check_description(description)
+    clean_tags = None if tags is None else _clean_tags(tags)
+    canonical = None if filter_text is None else _canonical_filter(filter_text)
+    updated = store.update_segment(workspace.workspace_id, segment.segment_id, _now_us(), name,
+                                   description, clean_tags, canonical)
+    if updated is None:
+        raise NotFound(f"no segment {segment.segment_id!r} in workspace {workspace.name!r}")
+    return updated
+
+
+def delete_segment(store: Store, workspace: Workspace, segment: Segment) -> None:
+    """Delete the segment and its counts."""
+    if not store.delete_segment(workspace.workspace_id, segment.segment_id):
+        raise NotFound(f"no segment {segment.segment_id!r} in workspace {workspace.name!r}")
 
 
 def set_segment_analytics(store: Store, workspace: Workspace, segment_id: str, enabled: bool) -> Segment:

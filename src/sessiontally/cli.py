@@ -21,7 +21,7 @@ from . import admin, keys, limits, members
 from .config import DATABASE, SETTINGS, Setting, Settings
 from .errors import SessiontallyError
 from .store import open_store
-from .store.base import App, Member, Store, Workspace
+from .store.base import App, KeyInfo, Member, Segment, Store, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -217,7 +217,7 @@ def _run_server(settings: Settings) -> None:
 
 @main.group()
 def workspace() -> None:
-    """Create workspaces (tenants) and change their zone."""
+    """Create, list, show, update and delete workspaces (tenants)."""
 
 
 @workspace.command("create")
@@ -235,19 +235,94 @@ def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) 
                                           "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
 
 
+def _workspace_json(summary: admin.WorkspaceSummary) -> dict[str, Any]:
+    ws = summary.workspace
+    return {"id": ws.workspace_id, "name": ws.name, "time_zone": ws.time_zone,
+            "rate_limit": ws.rate_limit, "apps": summary.apps,
+            "created_at": _instant(summary.created_at * 1_000_000)}
+
+
+def _workspace_details(summary: admin.WorkspaceSummary) -> str:
+    ws = summary.workspace
+    return "\n".join([
+        f"id: {ws.workspace_id}",
+        f"name: {ws.name}",
+        f"time zone: {ws.time_zone}",
+        f"rate limit: {ws.rate_limit} requests per UTC hour",
+        f"apps: {summary.apps}",
+        f"created: {_instant(summary.created_at * 1_000_000)}",
+    ])
+
+
+WORKSPACE_COLUMNS = ("ID", "NAME", "TIME ZONE", "RATE LIMIT (/H)", "APPS", "CREATED")
+
+
+@workspace.command("list")
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_admin
+def workspace_list(as_json: bool) -> None:
+    """List every workspace (UTC times)."""
+    found = admin.list_workspaces(_store())
+    if as_json:
+        for each in found:
+            click.echo(orjson.dumps(_workspace_json(each)).decode())
+        return
+    click.echo(_table(WORKSPACE_COLUMNS, [
+        [str(each.workspace.workspace_id), each.workspace.name, each.workspace.time_zone,
+         str(each.workspace.rate_limit), str(each.apps), _instant(each.created_at * 1_000_000) or "-"]
+        for each in found]))
+
+
+@workspace.command("show")
+@database_option
+@click.argument("workspace_ref", metavar="WORKSPACE")
+@click.option("--json", "as_json", is_flag=True, help="Print the workspace as a JSON object.")
+@_admin
+def workspace_show(workspace_ref: str, as_json: bool) -> None:
+    """Show WORKSPACE (its id or its name)."""
+    store = _store()
+    summary = admin.summarise_workspace(store, admin.resolve_workspace(store, workspace_ref))
+    _emit(as_json, _workspace_details(summary), _workspace_json(summary))
+
+
 @workspace.command("update")
 @database_option
 @click.argument("workspace_ref", metavar="WORKSPACE")
-@click.option("--time-zone", required=True,
+@click.option("--time-zone", default=None,
               help="IANA zone name; the KPIs' days are rebuilt in it.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--rate-limit", type=int, default=None, metavar="N",
+              help="Requests per UTC clock hour; applies from the next request, no restart.")
+@click.option("--json", "as_json", is_flag=True, help="Print the workspace as a JSON object.")
 @_admin
-def workspace_update(workspace_ref: str, time_zone: str, as_json: bool) -> None:
-    """Change a workspace's zone; its daily KPIs are recomputed."""
+def workspace_update(workspace_ref: str, time_zone: str | None, rate_limit: int | None,
+                     as_json: bool) -> None:
+    """Change a workspace's zone or rate limit.
+
+    Options not given stay as they are. A new zone recomputes the daily KPIs in it."""
+    if time_zone is None and rate_limit is None:
+        raise click.UsageError("nothing to change: give --time-zone or --rate-limit")
     store = _store()
-    ws = admin.change_time_zone(store, admin.resolve_workspace(store, workspace_ref), time_zone)
-    _emit(as_json, f"{ws.name}: time zone {ws.time_zone}", {"id": ws.workspace_id, "name": ws.name,
-          "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
+    ws = admin.update_workspace(store, admin.resolve_workspace(store, workspace_ref), time_zone,
+                                rate_limit)
+    summary = admin.summarise_workspace(store, ws)
+    _emit(as_json, _workspace_details(summary), _workspace_json(summary))
+
+
+@workspace.command("delete")
+@database_option
+@click.argument("workspace_ref", metavar="WORKSPACE")
+@click.option("--yes", is_flag=True, help="Confirm: the workspace and all of its data are deleted.")
+@_admin
+def workspace_delete(workspace_ref: str, yes: bool) -> None:
+    """Delete WORKSPACE and all of its data."""
+    if not yes:
+        raise click.UsageError(f"deleting workspace {workspace_ref!r} and all of its data cannot "
+                               "be undone: add --yes")
+    store = _store()
+    ws = admin.resolve_workspace(store, workspace_ref)
+    admin.delete_workspace(store, ws)
+    click.echo(f"deleted workspace {ws.name}", err=True)
 
 
 # -------------------------------------------------------------------------- apps
@@ -255,7 +330,7 @@ def workspace_update(workspace_ref: str, time_zone: str, as_json: bool) -> None:
 
 @main.group()
 def app() -> None:
-    """Create, list, show and update apps; rotate write keys."""
+    """Create, list, show, update and delete apps; rotate write keys."""
 
 
 @app.command("create")
@@ -396,12 +471,29 @@ def app_rotate_write_key(workspace_ref: str, app_ref: str, as_json: bool) -> Non
     _emit(as_json, rotated.write_key, {"id": rotated.app_id, "write_key": rotated.write_key})
 
 
+@app.command("delete")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("app_ref", metavar="APP")
+@click.option("--yes", is_flag=True, help="Confirm: the app and every count it made are deleted.")
+@_admin
+def app_delete(workspace_ref: str, app_ref: str, yes: bool) -> None:
+    """Delete APP with its data and its counts."""
+    if not yes:
+        raise click.UsageError(f"deleting app {app_ref!r} and all of its data cannot be undone: "
+                               "add --yes")
+    store = _store()
+    ws, found = _resolved_app(store, workspace_ref, app_ref)
+    admin.delete_app(store, ws, found)
+    click.echo(f"deleted app {found.name} ({found.app_id})", err=True)
+
+
 # -------------------------------------------------------------------------- keys
 
 
 @main.group()
 def key() -> None:
-    """Create and revoke API keys."""
+    """Create, list and revoke API keys."""
 
 
 @key.command("create")
@@ -434,6 +526,40 @@ def key_revoke(workspace_ref: str, key_ref: str) -> None:
     store = _store()
     admin.revoke_key(store, admin.resolve_workspace(store, workspace_ref), key_ref)
     click.echo("revoked", err=True)
+
+
+def _seconds(value: int | None) -> str | None:
+    return None if value is None else _instant(value * 1_000_000)
+
+
+def _key_json(found: KeyInfo) -> dict[str, Any]:
+    return {"id": found.key_id, "name": found.name, "prefix": found.prefix,
+            "permissions": list(found.permissions), "allowed_ips": list(found.allowed_ips),
+            "created_at": _seconds(found.created_at), "last_seen_at": _seconds(found.last_seen_at),
+            "revoked_at": _seconds(found.revoked_at)}
+
+
+KEY_COLUMNS = ("ID", "NAME", "PREFIX", "PERMISSIONS", "ALLOWED IPS", "CREATED", "LAST SEEN", "REVOKED")
+
+
+@key.command("list")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_admin
+def key_list(workspace_ref: str, as_json: bool) -> None:
+    """List the workspace's keys, never the keys."""
+    store = _store()
+    found = admin.list_keys(store, admin.resolve_workspace(store, workspace_ref))
+    if as_json:
+        for each in found:
+            click.echo(orjson.dumps(_key_json(each)).decode())
+        return
+    click.echo(_table(KEY_COLUMNS, [
+        [str(each.key_id), each.name, each.prefix + "...", ",".join(each.permissions),
+         ",".join(each.allowed_ips) or "any", _seconds(each.created_at) or "-",
+         _seconds(each.last_seen_at) or "never", _seconds(each.revoked_at) or "no"]
+        for each in found]))
 
 
 # ----------------------------------------------------------------------- members
@@ -547,7 +673,7 @@ def member_reset_password(workspace_ref: str, member_ref: str, password_stdin: b
 
 @main.group()
 def segment() -> None:
-    """Create segments and turn their analytics tracking on or off."""
+    """Create, list, show, update and delete segments; track them."""
 
 
 @segment.command("create")
@@ -575,17 +701,129 @@ def segment_create(workspace_ref: str, name: str, filter_text: str, description:
 @segment.command("analytics")
 @database_option
 @click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
-@click.argument("segment_id")
+@click.argument("segment_ref", metavar="SEGMENT")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @_admin
-def segment_analytics(workspace_ref: str, segment_id: str, state: str) -> None:
+def segment_analytics(workspace_ref: str, segment_ref: str, state: str) -> None:
     """Turn a segment's analytics tracking on or off.
 
-    Not retroactive: sessions count toward SEGMENT_ID from now on."""
+    Not retroactive: sessions count toward SEGMENT (its id or name) from now on."""
     store = _store()
-    admin.set_segment_analytics(store, admin.resolve_workspace(store, workspace_ref), segment_id,
-                                state == "on")
+    ws = admin.resolve_workspace(store, workspace_ref)
+    found = admin.resolve_segment(store, ws, segment_ref)
+    admin.set_segment_analytics(store, ws, found.segment_id, state == "on")
     click.echo(f"analytics tracking {state}", err=True)
+
+
+def _segment_json(found: Segment) -> dict[str, Any]:
+    return {"id": found.segment_id, "name": found.name, "description": found.description,
+            "tags": list(found.tags), "filter": orjson.loads(found.filter_json),
+            "analytics_tracking_enabled": found.analytics_enabled,
+            "tracking_since": _instant(found.tracking_since) if found.analytics_enabled else None,
+            "created_at": _instant(found.created_at), "updated_at": _instant(found.updated_at)}
+
+
+def _tracking_text(found: Segment) -> str:
+    return f"on since {_instant(found.tracking_since)}" if found.analytics_enabled else "off"
+
+
+def _segment_details(found: Segment) -> str:
+    return "\n".join([
+        f"id: {found.segment_id}",
+        f"name: {found.name}",
+        f"description: {found.description or '-'}",
+        f"tags: {', '.join(found.tags) or '-'}",
+        f"filter: {found.filter_json}",
+        f"analytics tracking: {_tracking_text(found)}",
+        f"created: {_instant(found.created_at)}",
+        f"updated: {_instant(found.updated_at)}",
+    ])
+
+
+SEGMENT_COLUMNS = ("ID", "NAME", "TRACKING", "TAGS", "CREATED")
+
+
+@segment.command("list")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_admin
+def segment_list(workspace_ref: str, as_json: bool) -> None:
+    """List the workspace's segments."""
+    store = _store()
+    found = admin.list_segments(store, admin.resolve_workspace(store, workspace_ref))
+    if as_json:
+        for each in found:
+            click.echo(orjson.dumps(_segment_json(each)).decode())
+        return
+    click.echo(_table(SEGMENT_COLUMNS, [
+        [each.segment_id, each.name, _tracking_text(each), ",".join(each.tags) or "-",
+         _instant(each.created_at) or "-"] for each in found]))
+
+
+def _resolved_segment(store: Store, workspace_ref: str, segment_ref: str) -> tuple[Workspace, Segment]:
+    ws = admin.resolve_workspace(store, workspace_ref)
+    return ws, admin.resolve_segment(store, ws, segment_ref)
+
+
+@segment.command("show")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("segment_ref", metavar="SEGMENT")
+@click.option("--json", "as_json", is_flag=True, help="Print the segment as a JSON object.")
+@_admin
+def segment_show(workspace_ref: str, segment_ref: str, as_json: bool) -> None:
+    """Show every field of SEGMENT (id or name)."""
+    _, found = _resolved_segment(_store(), workspace_ref, segment_ref)
+    _emit(as_json, _segment_details(found), _segment_json(found))
+
+
+@segment.command("update")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("segment_ref", metavar="SEGMENT")
+@click.option("--name", default=None, help="A new name.")
+@click.option("--description", default=None, help="A new description ('' clears it).")
+@click.option("--tag", "tags", multiple=True, help="Repeatable; replaces the tags.")
+@click.option("--no-tags", is_flag=True, help="Remove every tag.")
+@click.option("--filter", "filter_text", default=None,
+              help="A new filter (JSON); refused while analytics tracking is on.")
+@click.option("--json", "as_json", is_flag=True, help="Print the updated segment as a JSON object.")
+@_admin
+def segment_update(workspace_ref: str, segment_ref: str, name: str | None, description: str | None,
+                   tags: tuple[str, ...], no_tags: bool, filter_text: str | None,
+                   as_json: bool) -> None:
+    """Change SEGMENT's name, description, tags, filter.
+
+    Options not given stay as they are. A tracked segment's filter cannot change (its
+    counts were made with it): turn tracking off, change it, turn tracking on again."""
+    if tags and no_tags:
+        raise click.UsageError("give --tag or --no-tags, not both")
+    new_tags: tuple[str, ...] | None = () if no_tags else (tags or None)
+    if name is None and description is None and new_tags is None and filter_text is None:
+        raise click.UsageError("nothing to change: give --name, --description, --tag, --no-tags "
+                               "or --filter")
+    store = _store()
+    ws, found = _resolved_segment(store, workspace_ref, segment_ref)
+    updated = admin.update_segment(store, ws, found, name, description, new_tags, filter_text)
+    _emit(as_json, _segment_details(updated), _segment_json(updated))
+
+
+@segment.command("delete")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("segment_ref", metavar="SEGMENT")
+@click.option("--yes", is_flag=True, help="Confirm: the segment and its counts are deleted.")
+@_admin
+def segment_delete(workspace_ref: str, segment_ref: str, yes: bool) -> None:
+    """Delete SEGMENT and its counts."""
+    if not yes:
+        raise click.UsageError(f"deleting segment {segment_ref!r} and its counts cannot be undone: "
+                               "add --yes")
+    store = _store()
+    ws, found = _resolved_segment(store, workspace_ref, segment_ref)
+    admin.delete_segment(store, ws, found)
+    click.echo(f"deleted segment {found.name} ({found.segment_id})", err=True)
 
 
 # ------------------------------------------------------------------------ import

@@ -19,6 +19,20 @@ class Workspace:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What an operator may see of an API key: never the key, never its hash."""
+
+    key_id: int
+    name: str
+    prefix: str  # the key's first characters, to recognise it
+    permissions: tuple[str, ...]
+    allowed_ips: tuple[str, ...]
+    created_at: int  # seconds since the epoch
+    last_seen_at: int | None  # seconds; None: never used
+    revoked_at: int | None  # seconds; None: active
+
+
+@dataclass(frozen=True, slots=True)
 class App:
     workspace_id: int
     app_key: int
@@ -127,6 +141,10 @@ class TrackingLimitError(Conflict):
     """Turning tracking on would exceed MAX_TRACKED_SEGMENTS in the workspace."""
 
 
+class TrackedFilterChange(Conflict):
+    """A new filter for a segment whose analytics tracking is on."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordOutcome:
     recorded: int
@@ -166,6 +184,15 @@ class Store(Protocol):
     def create_workspace(self, name: str, time_zone: str, rate_limit: int) -> Workspace: ...
     def get_workspace(self, workspace_id: int) -> Workspace | None: ...
     def find_workspace(self, name: str) -> Workspace | None: ...
+    def list_workspaces(self) -> list[tuple[Workspace, int]]:
+        """Every workspace with its creation time (seconds since the epoch), by id."""
+        ...
+    def set_rate_limit(self, workspace_id: int, rate_limit: int) -> bool: ...
+    def delete_workspace(self, workspace_id: int) -> bool:
+        """Delete the workspace and every row of it in every table (apps, keys, users,
+        segments, sessions, events, counts, members and their sessions), in one
+        transaction; False when there was no such workspace."""
+        ...
 
     # apps
     def create_app(
@@ -184,6 +211,11 @@ class Store(Protocol):
         allowed_origins: Sequence[str] | None = None,
         event_limit: int | None = None,
     ) -> bool: ...
+    def delete_app(self, workspace_id: int, app_key: int) -> bool:
+        """Delete the app, its raw rows and every count it contributed (its own rows, and
+        its share of the all-apps rows: series, events, DAU, MAU, new users, uninstalls),
+        in one transaction; False when there was no such app."""
+        ...
 
     # API keys
     def create_key(
@@ -198,6 +230,9 @@ class Store(Protocol):
     def find_key_by_hash(self, workspace_id: int, key_hash: bytes) -> ApiKey | None: ...
     def revoke_key(self, workspace_id: int, key_hash: bytes | None, key_id: int | None) -> bool: ...
     def touch_key(self, workspace_id: int, key_id: int, seen_at: int) -> None: ...
+    def list_keys(self, workspace_id: int) -> list[KeyInfo]:
+        """The workspace's keys, revoked ones included, by id."""
+        ...
 
     # users and segments
     def update_users(
@@ -219,6 +254,24 @@ class Store(Protocol):
         self, workspace_id: int, segment_id: str, enabled: bool, now: int
     ) -> Segment | None: ...
     def get_segment(self, workspace_id: int, segment_id: str) -> Segment | None: ...
+    def update_segment(
+        self,
+        workspace_id: int,
+        segment_id: str,
+        now: int,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        filter_json: str | None = None,
+    ) -> Segment | None:
+        """Change what is given; None when there is no such segment. A new filter for a
+        segment whose tracking is on: ``TrackedFilterChange`` (its counts were made with
+        the filter it has)."""
+        ...
+    def delete_segment(self, workspace_id: int, segment_id: str) -> bool:
+        """Delete the segment, its counts (sessions and events) and its key in the derived
+        sessions, in one transaction; False when there was no such segment."""
+        ...
     def list_segments(
         self, workspace_id: int, offset: int, limit: int, descending: bool
     ) -> list[Segment]: ...

@@ -80,6 +80,15 @@ def upkeep(
         day = kpi.local_day(zone, started_at)
         per_day[(app_key, person, day)] += sign
         per_day[(ALL_APPS, person, day)] += sign
+    apply_day_changes(tx, workspace_id, per_day)
+
+
+def apply_day_changes(
+    tx: SharedStatements, workspace_id: int, per_day: Mapping[tuple[int, str, int], int]
+) -> None:
+    """Add ``(app_key, person, day) -> sessions`` to the persons' active days (the caller
+    holds their day locks); a day that becomes active or inactive changes DAU, MAU and new
+    users."""
     changes = kpi.DayChanges()
     for (app_key, person, day), delta in sorted(per_day.items()):
         if not delta:
@@ -190,3 +199,28 @@ def rebuild(tx: SharedStatements, workspace_id: int, zone: str) -> None:
         changes.counts[(int(app_key), kpi.UNINSTALLS, day)] += 1
         changes.counts[(ALL_APPS, kpi.UNINSTALLS, day)] += 1
     _add_kpis(tx, workspace_id, changes.rows())
+
+
+# ------------------------------------------------------------------ app deletion
+
+APP_DAYS = "SELECT person, day, sessions FROM person_days WHERE workspace_id = ? AND app_key = ?"
+APP_UNINSTALLS = "SELECT day, value FROM kpi_counts WHERE workspace_id = ? AND app_key = ? AND kind = ?"
+FORGET_APP_DAYS = "DELETE FROM person_days WHERE workspace_id = ? AND app_key = ?"
+FORGET_APP_KPIS = "DELETE FROM kpi_counts WHERE workspace_id = ? AND app_key = ?"
+
+
+def forget_app(tx: SharedStatements, workspace_id: int, app_key: int) -> None:
+    """Take an app's share out of the all-apps KPIs, then delete its own: its sessions per
+    person and day (``person_days``, kept even when raw sessions are not) are taken off
+    the all-apps days, whose activations change DAU, MAU and new users exactly as if those
+    sessions had never been recorded; its uninstalls off the all-apps uninstalls. The
+    caller holds the workspace's lock (no batch of it runs meanwhile)."""
+    per_day: Counter[tuple[int, str, int]] = Counter()
+    for person, day, sessions in tx.execute(APP_DAYS, (workspace_id, app_key)).fetchall():
+        per_day[(ALL_APPS, str(person), int(day))] -= int(sessions)
+    apply_day_changes(tx, workspace_id, per_day)
+    uninstalls = tx.execute(APP_UNINSTALLS, (workspace_id, app_key, kpi.UNINSTALLS)).fetchall()
+    _add_kpis(tx, workspace_id, sorted((ALL_APPS, kpi.UNINSTALLS, int(day), -int(value))
+                                       for day, value in uninstalls))
+    tx.execute(FORGET_APP_DAYS, (workspace_id, app_key))
+    tx.execute(FORGET_APP_KPIS, (workspace_id, app_key))

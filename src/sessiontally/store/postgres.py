@@ -44,6 +44,7 @@ from .sql import SEGMENT_COLUMNS, SharedStatements, SqlReads, SqlWrites, one_row
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
 LOCK_APP = "SELECT 1 FROM apps WHERE workspace_id = ? AND app_key = ? FOR NO KEY UPDATE"
+LOCK_APP_FOR_DELETE = "SELECT 1 FROM apps WHERE workspace_id = ? AND app_key = ? FOR UPDATE"
 POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 503
 # How long the pool keeps retrying (with backoff) a connection that failed before it gives
 # up; the next request then starts a new attempt at once. Short, so that the service is
@@ -231,6 +232,14 @@ class PostgresStore(SqlWrites, SqlReads):
             (workspace_id, limit, offset),
         )
         return [str(row[0]) for row in rows]
+
+    # (The rate limiter's windows live in the store's database: a deleted workspace's go too.)
+    _workspace_side_statements = ("DELETE FROM rate_windows WHERE workspace_id = ?",)
+
+    def _lock_app(self, tx: SharedStatements, workspace_id: int, app_key: int) -> None:
+        """Lock the app's row as a recording batch does (``LOCK_APP``, before the workspace's
+        row): its batches finish first, or wait and then find it gone."""
+        tx.execute(LOCK_APP_FOR_DELETE, (workspace_id, app_key))
 
     def _lock_workspace(self, tx: SharedStatements, workspace_id: int) -> None:
         """Serialise per-workspace allocations and limits (a row lock on the workspace;

@@ -26,8 +26,18 @@ from typing import Any, Protocol
 import orjson
 
 from ..keys import generate_write_key
-from .base import MAX_TRACKED_SEGMENTS, ApiKey, App, Member, Segment, TrackingLimitError, Workspace
-from .rollup import DAY, HOUR, plan_series_read
+from .base import (
+    MAX_TRACKED_SEGMENTS,
+    ApiKey,
+    App,
+    KeyInfo,
+    Member,
+    Segment,
+    TrackedFilterChange,
+    TrackingLimitError,
+    Workspace,
+)
+from .rollup import ALL_APPS, DAY, HOUR, plan_series_read
 
 APP_COLUMNS = (
     "workspace_id, app_key, app_id, name, platform, write_key, session_timeout_s,"
@@ -116,6 +126,109 @@ ADD_ATTEMPT = (
 ATTEMPTS = "SELECT attempts FROM sign_in_attempts WHERE throttle_key = ? AND window_start = ?"
 
 
+# Operators' changes and deletions (the ``workspace``, ``app``, ``key`` and ``segment``
+# commands). Every statement names its workspace, so that on Citus it runs on one shard.
+ALL_WORKSPACE_ROWS = (
+    "SELECT workspace_id, name, time_zone, rate_limit, created_at FROM workspaces"
+    " ORDER BY workspace_id"
+)
+SET_RATE_LIMIT = "UPDATE workspaces SET rate_limit = ? WHERE workspace_id = ?"
+LOCK_WORKSPACE_APPS = "SELECT app_key FROM apps WHERE workspace_id = ? ORDER BY app_key"
+# Every table with rows of a workspace, children before the tables they reference.
+DELETE_WORKSPACE_ROWS = (
+    "DELETE FROM member_sessions WHERE workspace_id = ?",
+    "DELETE FROM members WHERE workspace_id = ?",
+    "DELETE FROM api_keys WHERE workspace_id = ?",
+    "DELETE FROM sessions WHERE workspace_id = ?",
+    "DELETE FROM derived_sessions WHERE workspace_id = ?",
+    "DELETE FROM events WHERE workspace_id = ?",
+    "DELETE FROM session_counts WHERE workspace_id = ?",
+    "DELETE FROM session_counts_coarse WHERE workspace_id = ?",
+    "DELETE FROM event_counts WHERE workspace_id = ?",
+    "DELETE FROM event_names WHERE workspace_id = ?",
+    "DELETE FROM person_days WHERE workspace_id = ?",
+    "DELETE FROM kpi_counts WHERE workspace_id = ?",
+    "DELETE FROM app_message_counts WHERE workspace_id = ?",
+    "DELETE FROM users WHERE workspace_id = ?",
+    "DELETE FROM segments WHERE workspace_id = ?",
+    "DELETE FROM apps WHERE workspace_id = ?",
+)
+DELETE_WORKSPACE = "DELETE FROM workspaces WHERE workspace_id = ?"
+
+APP_EXISTS = "SELECT app_key FROM apps WHERE workspace_id = ? AND app_key = ?"
+APP_QUARTER_COUNTS = (
+    "SELECT segment_key, quarter, sessions FROM session_counts WHERE workspace_id = ? AND app_key = ?"
+)
+APP_COARSE_COUNTS = (
+    "SELECT segment_key, grain, first_quarter, sessions FROM session_counts_coarse"
+    " WHERE workspace_id = ? AND app_key = ?"
+)
+APP_EVENT_COUNTS = (
+    "SELECT segment_key, name_key, grain, first_quarter, events FROM event_counts"
+    " WHERE workspace_id = ? AND app_key = ?"
+)
+# (The all-apps row of a key exists wherever an app's does: both grow in one transaction.)
+SUBTRACT_QUARTERS = (
+    "UPDATE session_counts SET sessions = sessions - ? WHERE workspace_id = ? AND app_key = ?"
+    " AND segment_key = ? AND quarter = ?"
+)
+SUBTRACT_COARSE = (
+    "UPDATE session_counts_coarse SET sessions = sessions - ? WHERE workspace_id = ?"
+    " AND app_key = ? AND segment_key = ? AND grain = ? AND first_quarter = ?"
+)
+SUBTRACT_EVENTS = (
+    "UPDATE event_counts SET events = events - ? WHERE workspace_id = ? AND app_key = ?"
+    " AND segment_key = ? AND name_key = ? AND grain = ? AND first_quarter = ?"
+)
+DELETE_APP_ROWS = (
+    "DELETE FROM sessions WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM derived_sessions WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM events WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM session_counts WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM session_counts_coarse WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM event_counts WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM app_message_counts WHERE workspace_id = ? AND app_key = ?",
+    "DELETE FROM apps WHERE workspace_id = ? AND app_key = ?",
+)
+# An event name no app counts any more (all its events came from a deleted app).
+NAME_STILL_COUNTED = (
+    "SELECT EXISTS (SELECT 1 FROM event_counts WHERE workspace_id = ? AND app_key <> ?"
+    " AND name_key = ?)"
+)
+DELETE_NAME_COUNTS = "DELETE FROM event_counts WHERE workspace_id = ? AND name_key = ?"
+DELETE_NAME = "DELETE FROM event_names WHERE workspace_id = ? AND name_key = ?"
+
+KEY_LISTING = (
+    "SELECT key_id, name, key_prefix, permissions, allowed_ips, created_at, last_seen_at,"
+    " revoked_at FROM api_keys WHERE workspace_id = ? ORDER BY key_id"
+)
+
+SEGMENT_STATE = (
+    "SELECT segment_key, analytics_enabled, filter FROM segments WHERE workspace_id = ?"
+    " AND segment_id = ?"
+)
+UPDATE_SEGMENT = (
+    "UPDATE segments SET name = COALESCE(?, name), description = COALESCE(?, description),"
+    " tags = COALESCE(?, tags), filter = COALESCE(?, filter), updated_at = ?"
+    " WHERE workspace_id = ? AND segment_id = ?"
+)
+DELETE_SEGMENT_ROWS = (
+    "DELETE FROM session_counts WHERE workspace_id = ? AND segment_key = ?",
+    "DELETE FROM session_counts_coarse WHERE workspace_id = ? AND segment_key = ?",
+    "DELETE FROM event_counts WHERE workspace_id = ? AND segment_key = ?",
+    "DELETE FROM segments WHERE workspace_id = ? AND segment_key = ?",
+)
+# Derived sessions that count toward a segment (its key among their space-separated keys).
+SESSIONS_WITH_SEGMENT = (
+    "SELECT app_key, person, ended_at, segment_keys FROM derived_sessions WHERE workspace_id = ?"
+    " AND ' ' || segment_keys || ' ' LIKE ?"
+)
+SET_SEGMENT_KEYS = (
+    "UPDATE derived_sessions SET segment_keys = ? WHERE workspace_id = ? AND app_key = ?"
+    " AND person = ? AND ended_at = ?"
+)
+
+
 def segment_tags(tags: Sequence[str]) -> str:
     """The ``tags`` column of a segment: a JSON array."""
     return orjson.dumps(list(tags)).decode()
@@ -174,6 +287,11 @@ class SharedStatements(Protocol):
     def execute(self, statement: str, params: Sequence[Any], /) -> Cursor: ...
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]], /) -> object: ...
+
+
+def _run_many(tx: SharedStatements, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        tx.executemany(statement, rows)
 
 
 def one_row(cursor: Cursor) -> tuple[Any, ...]:
@@ -271,6 +389,100 @@ class SqlWrites:
                 tx.execute(SET_SEGMENT_TRACKING, (enabled, now, enabled, now, workspace_id, segment_id))
         return self.get_segment(workspace_id, segment_id)
 
+    # ------------------------------------------------------- operators' changes
+
+    # Engine-specific deletions of a workspace's rows (PostgreSQL's rate windows).
+    _workspace_side_statements: tuple[str, ...] = ()
+
+    def _lock_app(self, tx: SharedStatements, workspace_id: int, app_key: int) -> None:
+        """Wait for the app's recording batches (PostgreSQL locks its row, in the order a
+        batch takes its locks: app, then workspace); SQLite's one writer needs nothing."""
+
+    def set_rate_limit(self, workspace_id: int, rate_limit: int) -> bool:
+        with self._shared_transaction() as tx:
+            return tx.execute(SET_RATE_LIMIT, (rate_limit, workspace_id)).rowcount > 0
+
+    def delete_workspace(self, workspace_id: int) -> bool:
+        with self._shared_transaction() as tx:
+            for (app_key,) in tx.execute(LOCK_WORKSPACE_APPS, (workspace_id,)).fetchall():
+                self._lock_app(tx, workspace_id, int(app_key))
+            self._lock_workspace(tx, workspace_id)
+            for statement in (*DELETE_WORKSPACE_ROWS, *self._workspace_side_statements):
+                tx.execute(statement, (workspace_id,))
+            return tx.execute(DELETE_WORKSPACE, (workspace_id,)).rowcount > 0
+
+    def delete_app(self, workspace_id: int, app_key: int) -> bool:
+        from . import kpis  # (kpis builds on this module's statements)
+
+        if app_key == ALL_APPS:
+            return False
+        with self._shared_transaction() as tx:
+            self._lock_app(tx, workspace_id, app_key)
+            self._lock_workspace(tx, workspace_id)  # recording transactions wait (FOR SHARE)
+            if tx.execute(APP_EXISTS, (workspace_id, app_key)).fetchone() is None:
+                return False
+            mine = (workspace_id, app_key)
+            _run_many(tx, SUBTRACT_QUARTERS, [
+                (n, workspace_id, ALL_APPS, segment, quarter)
+                for segment, quarter, n in tx.execute(APP_QUARTER_COUNTS, mine).fetchall() if n])
+            _run_many(tx, SUBTRACT_COARSE, [
+                (n, workspace_id, ALL_APPS, segment, grain, first)
+                for segment, grain, first, n in tx.execute(APP_COARSE_COUNTS, mine).fetchall() if n])
+            event_rows = tx.execute(APP_EVENT_COUNTS, mine).fetchall()
+            _run_many(tx, SUBTRACT_EVENTS, [
+                (n, workspace_id, ALL_APPS, segment, name, grain, first)
+                for segment, name, grain, first, n in event_rows if n])
+            kpis.forget_app(tx, workspace_id, app_key)
+            for statement in DELETE_APP_ROWS:
+                tx.execute(statement, mine)
+            for name_key in sorted({int(row[1]) for row in event_rows}):
+                if not one_row(tx.execute(NAME_STILL_COUNTED, (workspace_id, ALL_APPS, name_key)))[0]:
+                    tx.execute(DELETE_NAME_COUNTS, (workspace_id, name_key))
+                    tx.execute(DELETE_NAME, (workspace_id, name_key))
+        return True
+
+    def update_segment(
+        self,
+        workspace_id: int,
+        segment_id: str,
+        now: int,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        filter_json: str | None = None,
+    ) -> Segment | None:
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)
+            row = tx.execute(SEGMENT_STATE, (workspace_id, segment_id)).fetchone()
+            if row is None:
+                return None
+            _, tracked, current_filter = row
+            if filter_json is not None and filter_json != current_filter and bool(tracked):
+                raise TrackedFilterChange(
+                    "the segment's analytics tracking is on and its counts were made with its"
+                    " filter: turn tracking off, change the filter, then turn it on again"
+                    " (counting restarts then)")
+            tx.execute(UPDATE_SEGMENT, (name, description, None if tags is None else segment_tags(tags),
+                                        filter_json, now, workspace_id, segment_id))
+        return self.get_segment(workspace_id, segment_id)
+
+    def delete_segment(self, workspace_id: int, segment_id: str) -> bool:
+        with self._shared_transaction() as tx:
+            self._lock_workspace(tx, workspace_id)
+            row = tx.execute(SEGMENT_STATE, (workspace_id, segment_id)).fetchone()
+            if row is None:
+                return False
+            segment_key = int(row[0])
+            stripped = []
+            for app_key, person, ended_at, keys in tx.execute(
+                    SESSIONS_WITH_SEGMENT, (workspace_id, f"% {segment_key} %")).fetchall():
+                kept = " ".join(k for k in str(keys).split() if int(k) != segment_key)
+                stripped.append((kept, workspace_id, app_key, person, ended_at))
+            _run_many(tx, SET_SEGMENT_KEYS, stripped)
+            for statement in DELETE_SEGMENT_ROWS:
+                tx.execute(statement, (workspace_id, segment_key))
+        return True
+
     # ------------------------------------------------------------------ members
 
     def add_member(self, workspace_id: int, email: str, password_hash: str, now_us: int) -> Member:
@@ -344,6 +556,20 @@ class SqlReads:
             "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = ?", (name,)
         )
         return Workspace(*row) if row else None
+
+    def list_workspaces(self) -> list[tuple[Workspace, int]]:
+        """Every workspace (a reference table on Citus: no fan-out) and when it was made."""
+        return [(Workspace(int(ws), str(name), str(zone), int(limit)), int(created))
+                for ws, name, zone, limit, created in self._fetch_all(ALL_WORKSPACE_ROWS, ())]
+
+    def list_keys(self, workspace_id: int) -> list[KeyInfo]:
+        return [
+            KeyInfo(int(key_id), str(name), str(prefix), tuple(str(permissions).split()),
+                    tuple(str(allowed).split()), int(created),
+                    None if seen is None else int(seen), None if revoked is None else int(revoked))
+            for key_id, name, prefix, permissions, allowed, created, seen, revoked
+            in self._fetch_all(KEY_LISTING, (workspace_id,))
+        ]
 
     def find_app(self, workspace_id: int, app_id: str) -> App | None:
         row = self._fetch_one(
