@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sessiontally import kpi
+from sessiontally.errors import WorkspaceGone
 from sessiontally.store import kpis, sql
 from sessiontally.store.base import App, NewEvent, NewSession, Store, TrackedSegment, Workspace
 
@@ -270,3 +271,20 @@ def rows_of(db: TestDatabase, workspace_id: int) -> dict[str, int]:
             if row and row[0]:
                 found[table] = row[0]
     return found
+
+
+def test_a_batch_for_a_workspace_deleted_meanwhile_is_refused_whole(db: TestDatabase) -> None:
+    """A request admitted just before its workspace was deleted: its batch finds the
+    workspace gone inside its transaction and records nothing (a 401, never a 500)."""
+    ws = db.workspace()
+    app = db.app(ws, "app", "web")
+    stored = db.store.find_app(ws.workspace_id, app.app_id)
+    assert stored is not None and db.store.delete_workspace(ws.workspace_id)
+    with pytest.raises(WorkspaceGone):
+        db.store.record_sessions(ws.workspace_id,
+                                 [NewSession("s1", "u1", app.app_key, 1_750_000_000_000_000, None)])
+    with pytest.raises(WorkspaceGone):
+        db.store.record_events(ws.workspace_id, stored, [
+            NewEvent("m1", "track", "Signed up", "u1", "u1", 1_750_000_000_000_000, 1_750_000_000_000_000)],
+            1_750_000_000_000_000)
+    assert db.store.count_raw_sessions(ws.workspace_id) == 0

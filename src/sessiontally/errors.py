@@ -8,6 +8,7 @@ of HTTP.
   - InvalidInput              the request or its parameters break a rule (optional ``errors``)
   - Unauthenticated           no valid credentials
     · SignInFailed            a member's e-mail or password is wrong
+    · WorkspaceGone           the workspace was deleted while a request to it ran
   - Forbidden                 valid credentials without the permission needed
   - NotFound                  the thing named does not exist (in this workspace)
   - Conflict                  the thing would clash with one that exists
@@ -54,6 +55,14 @@ class SignInFailed(Unauthenticated):
     """A dashboard sign-in whose e-mail or password is wrong (which of the two is not said)."""
 
     def __init__(self, message: str = "E-mail or password is wrong") -> None:
+        super().__init__(message)
+
+
+class WorkspaceGone(Unauthenticated):
+    """The workspace was deleted while a request admitted to it was running: its key no
+    longer works, as the next request will find."""
+
+    def __init__(self, message: str = "Invalid API key") -> None:
         super().__init__(message)
 
 

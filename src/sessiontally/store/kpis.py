@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from .. import kpi
+from ..errors import WorkspaceGone
 from .base import NewEvent
 from .rollup import ALL_APPS, ALL_USERS, COARSE_GRAINS, QUARTER, QUARTER_US
 from .sql import SharedStatements, one_row
@@ -62,7 +63,10 @@ ADD_EVENTS = (
 
 
 def workspace_zone(tx: SharedStatements, workspace_id: int) -> str:
-    return str(one_row(tx.execute(WORKSPACE_ZONE, (workspace_id,)))[0])
+    row = tx.execute(WORKSPACE_ZONE, (workspace_id,)).fetchone()
+    if row is None:
+        raise WorkspaceGone
+    return str(row[0])
 
 
 def zone_without_locks(tx: SharedStatements, workspace_id: int, persons: Sequence[str]) -> str:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import DuplicateName, StoreUnavailable
+from ..errors import DuplicateName, StoreUnavailable, WorkspaceGone
 from . import derived, kpis, sql
 from .base import (
     App,
@@ -120,8 +120,11 @@ def _lock_days(tx: SharedStatements, workspace_id: int, persons: Sequence[str]) 
     advisory locks on the persons' KPI days in key order (concurrent batches cannot
     deadlock). Taken after the users' locks and before the rollup's rows, the order of
     every recording transaction."""
-    (zone,) = one_row(tx.execute(
-        "SELECT time_zone FROM workspaces WHERE workspace_id = ? FOR SHARE", (workspace_id,)))
+    row = tx.execute("SELECT time_zone FROM workspaces WHERE workspace_id = ? FOR SHARE",
+                     (workspace_id,)).fetchone()
+    if row is None:
+        raise WorkspaceGone
+    (zone,) = row
     tx.execute(
         "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
         " hashtextextended('kpi/' || ?::text || '/' || p, 0) AS k FROM unnest(?::text[]) AS p"
