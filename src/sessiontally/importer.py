@@ -59,9 +59,13 @@ class NoRateLimit:
     """The rate limiter of an import's Service: an operator's import is not an API request."""
 
     never_blocks = True
+    dependency = "none"
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         raise RuntimeError("the importer does not count API requests")
+
+    def ping(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass
