@@ -267,13 +267,31 @@ def _run_server(settings: Settings) -> None:
 
 def _stop_at_once(supervisor: Any) -> None:
     """Make uvicorn's supervisor start stopping the moment SIGTERM or SIGINT arrives: it
-    notices signals only between half-second naps otherwise."""
+    notices signals only between half-second naps otherwise. A SIGTERM sent to the whole
+    process group also stops the workers at once, and a health check the supervisor was
+    just sending to one of them would wait 5 s for an answer that never comes: each
+    check is answered here, in the workers' place (nothing reads the answers after)."""
     def stop(sig: int, frame: Any) -> None:
         supervisor.signal_queue.append(sig)
         supervisor.should_exit.set()
+        for process in list(getattr(supervisor, "processes", ())):
+            with contextlib.suppress(Exception):
+                process.child_conn.send(False)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
+
+
+def _stop_resource_tracker() -> None:
+    """Stop and reap the helper process multiprocessing started beside the workers, so
+    that nothing of the server outlives it (left to exit on its own, it lingers until a
+    reaper collects it)."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # private: may go
+    if stop is not None:
+        with contextlib.suppress(Exception):
+            stop()
 
 
 def _serve_on(settings: Settings, sock: socket.socket) -> None:
@@ -305,7 +323,10 @@ def _serve_on(settings: Settings, sock: socket.socket) -> None:
         if config.workers > 1:
             supervisor = Multiprocess(config, sockets=[sock])
             _stop_at_once(supervisor)
-            supervisor.run()
+            try:
+                supervisor.run()
+            finally:
+                _stop_resource_tracker()
         else:
             server.run(sockets=[sock])
     except KeyboardInterrupt:
