@@ -25,11 +25,13 @@ import orjson
 
 from . import admin, keys, limits, members
 from .config import DATABASE, SETTINGS, Setting, Settings, redacted_url, sqlite_file
-from .errors import SessiontallyError
-from .store import open_store
+from .errors import SessiontallyError, StoreUnavailable
+from .store import check_scheme, open_store
 from .store.base import App, Member, Store, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The SQLite files this invocation created, named on stderr once it has succeeded.
+_NEW_STORES: list[str] = []
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # api.metrics's; not imported here: see there
 
 # The settings with a flag on ``serve`` alone (``--database`` is on every command).
@@ -94,15 +96,28 @@ def _database_given() -> str | None:
 
 
 def _store() -> Store:
-    """The command's store, opened and migrated; closed when the command ends."""
+    """The command's store, opened and migrated; closed when the command ends. A command
+    that creates a new SQLite file says so on stderr (``store: /abs/path (new)``): run
+    from another directory, it would otherwise fill a file nobody looks for."""
     ctx = click.get_current_context()
     url = DATABASE.value(os.environ, _database_given())
+    path = sqlite_file(url)
+    new = path is not None and not os.path.exists(path)
     try:
+        check_scheme(url)
+        if path is None:
+            from .store.postgres import check_reachable
+
+            check_reachable(url)
         store = open_store(url)
         ctx.call_on_close(store.close)
         store.migrate()
+    except StoreUnavailable as exc:  # one line: the cause, then which database
+        raise click.ClickException(f"{exc.message} ({_safe_url(url)})") from None
     except Exception as exc:  # a bad URL or unreachable database: one line, no traceback
         raise click.ClickException(f"cannot open store {_safe_url(url)}: {exc}") from None
+    if new and path is not None:  # said once the command has succeeded (OneLineErrors)
+        _NEW_STORES.append(os.path.abspath(path))
     return store
 
 
@@ -137,6 +152,7 @@ class OneLineErrors(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _NEW_STORES.clear()
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -145,6 +161,8 @@ class OneLineErrors(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
+        for path in _NEW_STORES:  # a refusal stays one line; a success says where it wrote
+            click.echo(f"store: {path} (new)", err=True)
         sys.exit(result if isinstance(result, int) else 0)
 
 
