@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from . import admin, keys, limits, members
+from . import admin, buckets, keys, limits, members
 from .config import DATABASE, SETTINGS, Setting, Settings, redacted_url, sqlite_file
 from .errors import SessiontallyError, StoreUnavailable
 from .store import check_scheme, open_store
@@ -745,9 +745,15 @@ class _UnreadableInput(click.ClickException):
 @click.option("--format", "fmt", default=None, metavar="ndjson|csv",
               help="Override the format told by FILE's extension (.ndjson/.jsonl/.json, .csv); "
               "stdin ('-') defaults to ndjson.")
+@click.option("--time-zone", "time_zone", default=None, metavar="ZONE",
+              help="IANA zone of timestamps without an offset (else they are refused).")
+@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD (session_id, external_id, app_id, started_at, ended_at) from the "
+              "CSV column (or NDJSON key) COLUMN; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON on stdout.")
 @_admin
-def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: bool) -> None:
+def import_sessions(workspace_ref: str, file: str, fmt: str | None, time_zone: str | None,
+                    mapping: tuple[str, ...], as_json: bool) -> None:
     """Import sessions from an NDJSON or CSV file.
 
     FILE has the fields of POST /sessions/track ('-' reads stdin); lines get the API's
@@ -758,7 +764,15 @@ def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: boo
     """
     from . import importer
 
+    zone = None
+    if time_zone is not None:
+        try:
+            zone = buckets.load_zone(time_zone)
+        except buckets.UnknownZoneError:
+            raise click.UsageError(buckets.unknown_zone_message(
+                f"--time-zone: unknown IANA time zone {time_zone!r}", time_zone)) from None
     try:
+        options = importer.ImportOptions(zone, importer.parse_map(mapping))
         fmt = importer.detect_format(file, fmt)
         source = importer.open_source(file)
     except importer.UnreadableFile as exc:
@@ -767,7 +781,8 @@ def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: boo
         store = _store()
         ws = admin.resolve_workspace(store, workspace_ref)
         try:
-            summary = importer.import_stream(store, ws, source, fmt, progress=sys.stderr.isatty())
+            summary = importer.import_stream(store, ws, source, fmt, progress=sys.stderr.isatty(),
+                                             options=options)
         except importer.UnreadableFile as exc:
             raise _UnreadableInput(str(exc)) from None
         except importer.ImportAborted as exc:
