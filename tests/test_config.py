@@ -138,7 +138,7 @@ def test_a_bad_value_is_one_line_naming_the_variable(environ: dict[str, str], me
 
 def test_a_setting_reads_text_with_its_parser() -> None:
     assert READ_CACHE.read("12", "X") == 12
-    with pytest.raises(ValueError, match=r"^--port must be a whole number from 0 to 65535 \(got '70000'\)$"):
+    with pytest.raises(ValueError, match=r"^--port must be a whole number from 1 to 65535 \(got '70000'\)$"):
         PORT.read("70000", "--port")
 
 
@@ -281,7 +281,7 @@ def test_the_group_database_option_reaches_serve(served: list[Settings], tmp_pat
         (["--workers", "0"], "Error: Invalid value for '--workers': "
                              "must be a whole number from 1 to 64 (got '0')"),
         (["--port", "http"], "Error: Invalid value for '--port': "
-                             "must be a whole number from 0 to 65535 (got 'http')"),
+                             "must be a whole number from 1 to 65535 (got 'http')"),
     ],
 )
 def test_a_bad_flag_is_one_line(served: list[Settings], args: list[str], message: str) -> None:

@@ -43,7 +43,8 @@ def create_workspace(
     try:
         buckets.load_zone(time_zone)
     except buckets.UnknownZoneError:
-        raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
+        raise InvalidInput(buckets.unknown_zone_message(
+            f"unknown IANA time zone: {time_zone!r}", time_zone)) from None
     if rate_limit < 1:
         raise InvalidInput("rate limit must be a positive number of requests per hour")
     try:
@@ -114,7 +115,8 @@ def change_time_zone(store: Store, workspace: Workspace, time_zone: str) -> Work
     try:
         buckets.load_zone(time_zone)
     except buckets.UnknownZoneError:
-        raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
+        raise InvalidInput(buckets.unknown_zone_message(
+            f"unknown IANA time zone: {time_zone!r}", time_zone)) from None
     store.change_time_zone(workspace.workspace_id, time_zone)
     changed = store.get_workspace(workspace.workspace_id)
     assert changed is not None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 UNITS = ("day", "hour")
 MAX_LENGTH = 100
@@ -47,6 +47,24 @@ def load_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise UnknownZoneError(name) from None
+
+
+@lru_cache(maxsize=1)
+def _zones_by_folded_name() -> dict[str, str]:
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def suggest_zone(name: str) -> str | None:
+    """The zone whose name differs from ``name`` only in case (``europe/berlin``:
+    ``Europe/Berlin``), to suggest in a refusal; None when there is none."""
+    found = _zones_by_folded_name().get(name.casefold())
+    return found if found != name else None
+
+
+def unknown_zone_message(prefix: str, name: str) -> str:
+    """``prefix`` (what the refusal says), with the zone meant when only its case is off."""
+    meant = suggest_zone(name)
+    return f"{prefix}; did you mean {meant!r}?" if meant else prefix
 
 
 def offset_at(zone: ZoneInfo, instant: int) -> int:

@@ -6,10 +6,16 @@ errors are one line on stderr and a non-zero exit status.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
+import shutil
+import signal
+import socket
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
@@ -17,13 +23,16 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from . import admin, keys, limits, members
-from .config import DATABASE, SETTINGS, Setting, Settings
-from .errors import SessiontallyError
-from .store import open_store
+from . import admin, buckets, keys, limits, members
+from .config import DATABASE, SETTINGS, Setting, Settings, redacted_url, sqlite_file
+from .errors import SessiontallyError, StoreUnavailable
+from .store import check_scheme, open_store
 from .store.base import App, KeyInfo, Member, Segment, Store, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The SQLite files this invocation created, named on stderr once it has succeeded.
+_NEW_STORES: list[str] = []
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # api.metrics's; not imported here: see there
 
 # The settings with a flag on ``serve`` alone (``--database`` is on every command).
 SERVE_SETTINGS = tuple(setting for setting in SETTINGS if setting.flag and not setting.every_command)
@@ -87,24 +96,34 @@ def _database_given() -> str | None:
 
 
 def _store() -> Store:
-    """The command's store, opened and migrated; closed when the command ends."""
+    """The command's store, opened and migrated; closed when the command ends. A command
+    that creates a new SQLite file says so on stderr (``store: /abs/path (new)``): run
+    from another directory, it would otherwise fill a file nobody looks for."""
     ctx = click.get_current_context()
     url = DATABASE.value(os.environ, _database_given())
+    path = sqlite_file(url)
+    new = path is not None and not os.path.exists(path)
     try:
+        check_scheme(url)
+        if path is None:
+            from .store.postgres import check_reachable
+
+            check_reachable(url)
         store = open_store(url)
         ctx.call_on_close(store.close)
         store.migrate()
+    except StoreUnavailable as exc:  # one line: the cause, then which database
+        raise click.ClickException(f"{exc.message} ({_safe_url(url)})") from None
     except Exception as exc:  # a bad URL or unreachable database: one line, no traceback
         raise click.ClickException(f"cannot open store {_safe_url(url)}: {exc}") from None
+    if new and path is not None:  # said once the command has succeeded (OneLineErrors)
+        _NEW_STORES.append(os.path.abspath(path))
     return store
 
 
 def _safe_url(url: str) -> str:
     """The URL without a password, for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url
+    return redacted_url(url)
 
 
 def _admin(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,6 +152,7 @@ class OneLineErrors(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _NEW_STORES.clear()
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -141,6 +161,8 @@ class OneLineErrors(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
+        for path in _NEW_STORES:  # a refusal stays one line; a success says where it wrote
+            click.echo(f"store: {path} (new)", err=True)
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -160,24 +182,137 @@ def main(ctx: click.Context, database: str | None) -> None:
 @database_option
 @serve_options
 def serve(**given: Any) -> None:
-    """Run the HTTP API."""
+    """Run the HTTP API.
+
+    The port is bound before anything is said to be served: a port in use, or an address
+    that cannot be bound, is one line on stderr and exit status 1. Then a banner names the
+    store, the rate-limit counters, the workers and the URLs."""
     try:
         # Every setting read here: a bad one stops here, in one line, not in every worker.
         settings = Settings.from_env(database=_database_given(), **given)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _store().close()  # apply migrations once, before any worker starts
-    base_url = f"http://{settings.host}:{settings.port}"
-    click.echo(f"sessiontally serving on {base_url} (store: {_safe_url(settings.database)})\n"
-               f"dashboard: {base_url}/ (members sign in; add one with: sessiontally member add)",
-               err=True)
     _run_server(settings)
 
 
+def _base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening), or one line saying why not."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise click.ClickException(f"cannot listen on {host}: not an address or known host name "
+                                   f"({reason})") from None
+    family, kind, proto, _, address = found[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} is in use ({reason})") from None
+        if exc.errno == errno.EACCES:
+            raise click.ClickException(
+                f"cannot listen on port {port}: permission denied (ports below 1024 need privileges)"
+            ) from None
+        raise click.ClickException(f"cannot listen on {host}:{port} ({reason})") from None
+    sock.set_inheritable(True)  # the spawned workers accept on it
+    return sock
+
+
+def _banner(settings: Settings) -> str:
+    from .ratelimit import describe_limiter
+
+    base_url = _base_url(settings.host, settings.port)
+    metrics = f"{base_url}/metrics" if settings.metrics else "off (SESSIONTALLY_METRICS=off)"
+    return "\n".join([
+        f"sessiontally serving on {base_url} (store: {_safe_url(settings.database)})",
+        f"  store: {_store_description(settings.database)}",
+        f"  rate limits: {describe_limiter(settings)}",
+        f"  workers: {settings.workers}",
+        f"  health: {base_url}/healthz (liveness), {base_url}/readyz (every dependency)",
+        f"  metrics: {metrics}",
+        f"dashboard: {base_url}/ (members sign in; add one with: sessiontally member add)",
+    ])
+
+
+def _store_description(url: str) -> str:
+    path = sqlite_file(url)
+    if path is None:
+        return f"PostgreSQL {_safe_url(url)}"
+    return f"SQLite {os.path.abspath(path)}"
+
+
+@contextlib.contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, PROMETHEUS_MULTIPROC_DIR set to a fresh directory (the
+    workers, spawned after, inherit it; /metrics sums their files), removed at the end.
+    With one, the variable unset: that process's own metrics are the whole story."""
+    before = os.environ.get(MULTIPROC_VARIABLE)
+    folder = tempfile.mkdtemp(prefix="sessiontally-metrics-") if workers > 1 else None
+    if folder is None:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+    else:
+        os.environ[MULTIPROC_VARIABLE] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC_VARIABLE, None)
+        else:
+            os.environ[MULTIPROC_VARIABLE] = before
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _run_server(settings: Settings) -> None:
-    """Serve the API with uvicorn, as ``uvicorn.run`` does, except that each worker builds
-    the app from ``settings`` (pickled to the spawned workers with the config) rather than
-    from the environment: ``uvicorn.run`` takes only an import string with several workers."""
+    """Bind the port, say what is served, then serve the API with uvicorn, as
+    ``uvicorn.run`` does, except that each worker builds the app from ``settings``
+    (pickled to the spawned workers with the config) rather than from the environment:
+    ``uvicorn.run`` takes only an import string with several workers."""
+    sock = _bind(settings.host, settings.port)
+    click.echo(_banner(settings), err=True)
+    with _metrics_directory(settings.workers):
+        _serve_on(settings, sock)
+
+
+def _stop_at_once(supervisor: Any) -> None:
+    """Make uvicorn's supervisor start stopping the moment SIGTERM or SIGINT arrives: it
+    notices signals only between half-second naps otherwise. A SIGTERM sent to the whole
+    process group also stops the workers at once, and a health check the supervisor was
+    just sending to one of them would wait 5 s for an answer that never comes: each
+    check is answered here, in the workers' place (nothing reads the answers after)."""
+    def stop(sig: int, frame: Any) -> None:
+        supervisor.signal_queue.append(sig)
+        supervisor.should_exit.set()
+        for process in list(getattr(supervisor, "processes", ())):
+            with contextlib.suppress(Exception):
+                process.child_conn.send(False)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
+def _stop_resource_tracker() -> None:
+    """Stop and reap the helper process multiprocessing started beside the workers, so
+    that nothing of the server outlives it (left to exit on its own, it lingers until a
+    reaper collects it)."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)  # private: may go
+    if stop is not None:
+        with contextlib.suppress(Exception):
+            stop()
+
+
+def _serve_on(settings: Settings, sock: socket.socket) -> None:
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
@@ -194,6 +329,7 @@ def _run_server(settings: Settings) -> None:
         http="sessiontally.api.protocol:HttpProtocol",  # JSON bodies on parser refusals too
         log_level="warning",
         server_header=False,
+        # In-flight requests get this long after a SIGTERM; idle connections close at once.
         timeout_graceful_shutdown=10,
         # Forwarded headers decide the client address that IP allowlists check, so they
         # are trusted only from proxies the operator names (never by default).
@@ -203,11 +339,18 @@ def _run_server(settings: Settings) -> None:
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            supervisor = Multiprocess(config, sockets=[sock])
+            _stop_at_once(supervisor)
+            try:
+                supervisor.run()
+            finally:
+                _stop_resource_tracker()
         else:
-            server.run()
+            server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
+    finally:
+        sock.close()
     if config.workers == 1 and not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -840,9 +983,15 @@ class _UnreadableInput(click.ClickException):
 @click.option("--format", "fmt", default=None, metavar="ndjson|csv",
               help="Override the format told by FILE's extension (.ndjson/.jsonl/.json, .csv); "
               "stdin ('-') defaults to ndjson.")
+@click.option("--time-zone", "time_zone", default=None, metavar="ZONE",
+              help="IANA zone of timestamps without an offset (else they are refused).")
+@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD (session_id, external_id, app_id, started_at, ended_at) from the "
+              "CSV column (or NDJSON key) COLUMN; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as JSON on stdout.")
 @_admin
-def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: bool) -> None:
+def import_sessions(workspace_ref: str, file: str, fmt: str | None, time_zone: str | None,
+                    mapping: tuple[str, ...], as_json: bool) -> None:
     """Import sessions from an NDJSON or CSV file.
 
     FILE has the fields of POST /sessions/track ('-' reads stdin); lines get the API's
@@ -853,7 +1002,15 @@ def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: boo
     """
     from . import importer
 
+    zone = None
+    if time_zone is not None:
+        try:
+            zone = buckets.load_zone(time_zone)
+        except buckets.UnknownZoneError:
+            raise click.UsageError(buckets.unknown_zone_message(
+                f"--time-zone: unknown IANA time zone {time_zone!r}", time_zone)) from None
     try:
+        options = importer.ImportOptions(zone, importer.parse_map(mapping))
         fmt = importer.detect_format(file, fmt)
         source = importer.open_source(file)
     except importer.UnreadableFile as exc:
@@ -862,7 +1019,8 @@ def import_sessions(workspace_ref: str, file: str, fmt: str | None, as_json: boo
         store = _store()
         ws = admin.resolve_workspace(store, workspace_ref)
         try:
-            summary = importer.import_stream(store, ws, source, fmt, progress=sys.stderr.isatty())
+            summary = importer.import_stream(store, ws, source, fmt, progress=sys.stderr.isatty(),
+                                             options=options)
         except importer.UnreadableFile as exc:
             raise _UnreadableInput(str(exc)) from None
         except importer.ImportAborted as exc:

@@ -95,6 +95,24 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _redis_prefix(raw: str) -> str:
+    if len(raw) > 100 or not raw.isprintable() or " " in raw:
+        raise ValueError("must be at most 100 printable characters without spaces")
+    return raw
+
+
+ON = ("on", "true", "yes", "1")
+OFF = ("off", "false", "no", "0")
+
+
+def _on_off(raw: str) -> bool:
+    if raw.lower() in ON:
+        return True
+    if raw.lower() in OFF:
+        return False
+    raise ValueError("must be on or off")
+
+
 # ----------------------------------------------------------------------- declarations
 
 
@@ -108,7 +126,7 @@ HOST: Setting[str] = Setting(
     "host", "127.0.0.1", _text, "Address to listen on.", flag="--host", metavar="HOST",
 )
 PORT: Setting[int] = Setting(
-    "port", 8000, _whole_number(0, 65535), "Port to listen on.", flag="--port", metavar="PORT",
+    "port", 8000, _whole_number(1, 65535), "Port to listen on.", flag="--port", metavar="PORT",
 )
 WORKERS: Setting[int] = Setting(
     "workers", 1, _whole_number(1, 64), "Worker processes.", flag="--workers", metavar="N",
@@ -125,6 +143,16 @@ REDIS_URL: Setting[str | None] = Setting(
     "Redis for the rate-limit counters; unset = counters in the store.",
     env="SESSIONTALLY_REDIS_URL", shown_default="unset",
 )
+REDIS_PREFIX: Setting[str] = Setting(
+    "redis_prefix", "sessiontally:", _redis_prefix,
+    "Prefix of every Redis key, so that several deployments can share one Redis.",
+    env="SESSIONTALLY_REDIS_PREFIX",
+)
+METRICS: Setting[bool] = Setting(
+    "metrics", True, _on_off,
+    "Serve GET /metrics (Prometheus text format, no key; off = 404).",
+    env="SESSIONTALLY_METRICS", shown_default="on",
+)
 LOG_LEVEL: Setting[str] = Setting(
     "log_level", "INFO", _log_level,
     "Level of the service's log; WARNING silences the per-request access log.",
@@ -138,7 +166,8 @@ READ_CACHE: Setting[int] = Setting(
 )
 
 SETTINGS: tuple[Setting[Any], ...] = (
-    DATABASE, HOST, PORT, WORKERS, FORWARDED_ALLOW_IPS, REDIS_URL, LOG_LEVEL, READ_CACHE,
+    DATABASE, HOST, PORT, WORKERS, FORWARDED_ALLOW_IPS, REDIS_URL, REDIS_PREFIX, METRICS, LOG_LEVEL,
+    READ_CACHE,
 )
 
 
@@ -156,6 +185,8 @@ class Settings:
     workers: int = WORKERS.default
     forwarded_allow_ips: str | None = FORWARDED_ALLOW_IPS.default
     redis_url: str | None = REDIS_URL.default
+    redis_prefix: str = REDIS_PREFIX.default
+    metrics: bool = METRICS.default
     log_level: str = LOG_LEVEL.default
     read_cache: int = READ_CACHE.default  # read answers kept per connection; 0 = off
 
@@ -169,6 +200,14 @@ class Settings:
         source = os.environ if environ is None else environ
         return cls(**{setting.name: setting.value(source, given.get(setting.name))
                       for setting in SETTINGS})
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password (or user and password), for banners and messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
 
 
 def sqlite_file(database: str) -> str | None:

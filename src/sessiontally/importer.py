@@ -21,10 +21,11 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, Never
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -32,6 +33,7 @@ from .errors import InvalidInput
 from .ratelimit import RateDecision
 from .service import Service
 from .store.base import Store, Workspace
+from .timeparse import parse_timestamp
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -51,6 +53,63 @@ CSV_REQUIRED = CSV_COLUMNS[:4]
 _BOM = b"\xef\xbb\xbf"
 
 
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """How an import reads its lines: ``zone`` gives timestamps without an offset their
+    wall time's offset in that zone (``import --time-zone``; without it they are refused,
+    as the API refuses them); ``names`` maps a field to the column (CSV) or key (NDJSON)
+    that holds it (``import --map field=column``)."""
+
+    zone: ZoneInfo | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def renamed(self, item: Any) -> Any:
+        """An NDJSON object with its keys mapped to fields (CSV columns are mapped at the
+        header instead)."""
+        if not self.names or not isinstance(item, dict):
+            return item
+        taken = {column: name for name, column in self.names.items()}
+        return {taken.get(key, key): value for key, value in item.items()
+                if key not in self.names or key in taken}
+
+    def localized(self, item: Any) -> Any:
+        """An item whose times without an offset get the zone's."""
+        if self.zone is None or not isinstance(item, dict):
+            return item
+        for name in ("started_at", "ended_at"):
+            value = item.get(name)
+            if isinstance(value, str):
+                item[name] = _with_offset(value, self.zone)
+        return item
+
+
+def _with_offset(text: str, zone: ZoneInfo) -> str:
+    """``text`` with the offset its wall time has in ``zone`` when it has none (the first of
+    two at a fall-back, as ``fold=0``); anything else as it is (validation reports it)."""
+    try:
+        parsed = parse_timestamp(text)
+    except ValueError:
+        return text
+    if parsed.tzinfo is not None:
+        return text
+    return parsed.replace(tzinfo=zone).isoformat()
+
+
+def parse_map(pairs: Sequence[str]) -> dict[str, str]:
+    """``--map field=column`` options as {field: column}; UnreadableFile naming a bad one."""
+    names: dict[str, str] = {}
+    for pair in pairs:
+        name, found, column = pair.partition("=")
+        name, column = name.strip(), column.strip()
+        if not found or not column or name not in CSV_COLUMNS:
+            raise UnreadableFile(f"--map {pair!r}: give FIELD=COLUMN with FIELD one of "
+                                 + ", ".join(CSV_COLUMNS))
+        if name in names:
+            raise UnreadableFile(f"--map names the field {name!r} twice")
+        names[name] = column
+    return names
+
+
 class UnreadableFile(Exception):
     """The file cannot be opened or read as the format asked (the message says why)."""
 
@@ -59,9 +118,13 @@ class NoRateLimit:
     """The rate limiter of an import's Service: an operator's import is not an API request."""
 
     never_blocks = True
+    dependency = "none"
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         raise RuntimeError("the importer does not count API requests")
+
+    def ping(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass
@@ -190,7 +253,8 @@ class _Batcher:
     """
 
     def __init__(self, service: Service, workspace: Workspace, summary: ImportSummary,
-                 on_flush: Callable[[int], None]) -> None:
+                 on_flush: Callable[[int], None], options: ImportOptions | None = None) -> None:
+        self.options = options or ImportOptions()
         self.service = service
         self.workspace = workspace
         self.summary = summary
@@ -200,6 +264,8 @@ class _Batcher:
         self.pending: list[tuple[int, str]] = []  # rejections by the reader, in line order
 
     def add(self, item: Any, line: int) -> None:
+        if self.options.zone is not None:
+            item = self.options.localized(item)
         self.items.append(item)
         self.lines.append(line)
         if len(self.items) + len(self.pending) >= BATCH_SIZE:
@@ -238,10 +304,12 @@ def import_stream(
     *,
     progress: bool = False,
     clock: Callable[[], float] = time.time,
+    options: ImportOptions | None = None,
 ) -> ImportSummary:
     """Import every line of ``source``. Raises UnreadableFile when it cannot be read, and
     ImportAborted when the store fails (what was recorded before stays recorded)."""
     service = Service(store, NoRateLimit(), clock=clock)
+    options = options or ImportOptions()
     summary = ImportSummary()
     started = time.perf_counter()
     bar = _progress_bar(source) if progress else None
@@ -260,7 +328,7 @@ def import_stream(
         bar.set_postfix_str(f"recorded {summary.recorded:,}, duplicates {summary.duplicates:,}, "
                             f"rejected {summary.rejected:,}", refresh=False)
 
-    batcher = _Batcher(service, workspace, summary, on_flush)
+    batcher = _Batcher(service, workspace, summary, on_flush, options)
     reader = _ndjson if fmt == "ndjson" else _csv
     try:
         last = reader(source, batcher)
@@ -331,6 +399,7 @@ def _ndjson(source: Source, batcher: _Batcher) -> int:
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     add = batcher.add
+    renamed = batcher.options.renamed if batcher.options.names else None
     lineno = 0
     for lineno, raw in enumerate(_raw_lines(source.stream), 1):
         if raw is None:
@@ -342,7 +411,7 @@ def _ndjson(source: Source, batcher: _Batcher) -> int:
             if raw.strip():  # a blank line is skipped
                 batcher.reject(lineno, _json_message(exc))
             continue
-        add(item, lineno)
+        add(item if renamed is None else renamed(item), lineno)
     return lineno
 
 
@@ -374,7 +443,14 @@ def _csv(source: Source, batcher: _Batcher) -> int:
         raise UnreadableFile(f"line 1: the CSV header is not valid CSV ({exc})") from None
     if bad:
         raise UnreadableFile(f"line 1: the CSV header is {bad[min(bad)]}")
-    index = _header_index([name.strip() for name in header])
+    taken = {column: name for name, column in batcher.options.names.items()}
+    names = [name.strip() for name in header]
+    missing = [column for column in taken if column not in names]
+    if missing:
+        raise UnreadableFile("line 1: --map names columns the CSV header does not have: "
+                             + ", ".join(missing))
+    index = _header_index([taken.get(name, name if name not in batcher.options.names else "")
+                           for name in names])
     width = len(header)
     i_sid, i_ext, i_app, i_start = (index[name] for name in CSV_REQUIRED)
     i_end = index.get("ended_at")
@@ -389,7 +465,11 @@ def _csv(source: Source, batcher: _Batcher) -> int:
         except csv.Error as exc:
             end = rows.line_num
             bad.clear()
-            batcher.reject(start, f"not valid CSV ({exc})")
+            if "unexpected end of data" in str(exc) or "field larger than field limit" in str(exc):
+                batcher.reject(start, f"not valid CSV: a quoted field opened on line {start} is "
+                               f"never closed (lines {start} to {end} were read into it)")
+            else:
+                batcher.reject(start, f"not valid CSV ({exc})")
             continue
         end = rows.line_num
         if bad:

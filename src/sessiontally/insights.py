@@ -77,7 +77,7 @@ def bucketing_zone(workspace: Workspace, time_zone: str | None) -> ZoneInfo:
     try:
         return buckets.load_zone(zone_name)
     except buckets.UnknownZoneError:
-        raise InvalidInput(_UNKNOWN_ZONE) from None
+        raise InvalidInput(buckets.unknown_zone_message(_UNKNOWN_ZONE, zone_name)) from None
 
 
 def app_key_of(store: Store, workspace: Workspace, app_id: str | None) -> int:

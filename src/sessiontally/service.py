@@ -110,6 +110,19 @@ class Service:
         except Exception:  # whatever the driver raises for a dead database
             return False
 
+    def readiness(self) -> dict[str, bool]:
+        """Each dependency and whether it answers now (``GET /readyz``): the store, and the
+        rate-limit counters under their own name ("redis", "counter_file") unless they
+        live in the store's database."""
+        found = {"store": self.healthy()}
+        name = getattr(self.limiter, "dependency", "rate_limiter")
+        try:
+            up = bool(self.limiter.ping())
+        except Exception:  # whatever a dead dependency raises: it is down
+            up = False
+        found[name] = found.get(name, True) and up
+        return found
+
     # ------------------------------------------------------------------ access
 
     def authenticate(self, token: str | None, client_ip: str | None) -> Principal:

@@ -19,7 +19,20 @@ from starlette.routing import Route
 from ..config import Settings
 from ..errors import Unavailable
 from ..service import Service
-from . import assets, dashboard, events, kpi, meta, script, segments, sessions, signin, tracking, users
+from . import (
+    assets,
+    dashboard,
+    events,
+    kpi,
+    meta,
+    metrics,
+    script,
+    segments,
+    sessions,
+    signin,
+    tracking,
+    users,
+)
 from . import logging as access_logging
 from .errors import EXCEPTION_HANDLERS
 from .gate import Gate
@@ -43,6 +56,8 @@ ROUTES = [
     Route("/events/data_series", events.data_series, methods=["GET"]),
     *(Route(path, tracking.receive, methods=["POST", "OPTIONS"]) for path in tracking.PATHS),
     Route("/healthz", meta.healthz, methods=["GET"]),
+    Route("/readyz", meta.readyz, methods=["GET"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/openapi.json", meta.openapi_json, methods=["GET"]),
     Route("/docs", meta.docs, methods=["GET"]),
     Route("/js/sessiontally.js", script.tracker, methods=["GET", "HEAD"]),
@@ -67,11 +82,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-        yield
-        service.close()
+        try:
+            yield
+        finally:
+            service.close()
+            metrics.mark_process_dead()
+            # The last requests' access-log lines, before the process ends (a SIGTERM
+            # ends it without the interpreter's own clean-up).
+            access_logging.flush()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.add_middleware(access_logging.AccessLogMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware, routes=ROUTES)
     app.state.service = service
+    app.state.settings = settings
     app.state.gate = Gate(service)
     return app

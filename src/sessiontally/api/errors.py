@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from .. import errors
 from .http import json_response, message_response
+from .metrics import count_refusal
 
 log = logging.getLogger("sessiontally.api")
 
@@ -76,6 +77,7 @@ def refusal_response(
     headers: Mapping[str, str] | None = None
     if isinstance(exc, errors.Unavailable):
         headers = {"Retry-After": "1"}
+        count_refusal(exc)
     elif isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(max(1, exc.reset - int(time.time())))}
     return json_response(error_body(exc), status_of(exc), headers, raw_headers)

@@ -125,6 +125,12 @@ def configure(level: str = "INFO") -> None:
     logger.propagate = False
 
 
+def flush() -> None:
+    """Write out every access-log line still buffered (at shutdown)."""
+    for handler in logger.handlers:
+        handler.flush()
+
+
 _redacted_queries: QueryMemo[str] = QueryMemo()
 
 

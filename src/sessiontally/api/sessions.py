@@ -11,6 +11,7 @@ from starlette.types import Scope
 from ..service import Principal
 from .gate import Gate
 from .http import query_pairs
+from .metrics import count_sessions
 
 
 async def data_series(scope: Scope, gate: Gate) -> Response:
@@ -32,6 +33,8 @@ async def track(request: Request) -> Response:
     service = gate.service
 
     def record(principal: Principal, body: Any) -> Any:
-        return service.record_sessions(principal.workspace, body).as_json()
+        answer = service.record_sessions(principal.workspace, body).as_json()
+        count_sessions(answer)
+        return answer
 
     return await gate.post_json(request, "sessions.track", record)

@@ -24,6 +24,7 @@ from ..errors import InvalidInput, SessiontallyError, Unavailable
 from ..service import Service
 from .errors import refusal_response
 from .http import BodyTooLarge, RawHeaders, json_response, read_body
+from .metrics import count_events
 
 log = logging.getLogger("sessiontally.api")
 
@@ -62,6 +63,7 @@ async def receive(request: Request) -> Response:
                 app = service.admit_write_key(parsed.write_key, origin)
             intake.check_app_id(app, parsed.app_id)
             answer = service.track_messages(app, parsed, path_type, len(body))
+            count_events(len(parsed.messages) - len(answer.get("rejected", ())))
         except SessiontallyError as exc:
             if isinstance(exc, Unavailable):
                 log.warning("%s on POST %s", type(exc).__name__, request.url.path)

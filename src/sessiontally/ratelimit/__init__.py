@@ -12,7 +12,9 @@ nothing of the stores: it reads the store's URL from the settings only.
 
 from __future__ import annotations
 
-from ..config import Settings, sqlite_file
+import os
+
+from ..config import Settings, redacted_url, sqlite_file
 from .base import WINDOW_SECONDS, RateDecision, RateLimiter, decide, window_of
 from .file import RATE_COUNTERS_SUFFIX, FileRateLimiter
 from .postgres import PostgresRateLimiter
@@ -27,6 +29,7 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "decide",
+    "describe_limiter",
     "open_limiter",
     "window_of",
 ]
@@ -36,8 +39,18 @@ def open_limiter(settings: Settings) -> RateLimiter:
     """The limiter for ``settings``: Redis when ``redis_url`` is set; else the counter file
     beside an embedded store; else the PostgreSQL store's database."""
     if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url)
+        return RedisRateLimiter(settings.redis_url, settings.redis_prefix)
     path = sqlite_file(settings.database)
     if path is not None:
         return FileRateLimiter(path + RATE_COUNTERS_SUFFIX)
     return PostgresRateLimiter(settings.database)
+
+
+def describe_limiter(settings: Settings) -> str:
+    """Where ``open_limiter`` keeps the counters, for the startup banner (no password)."""
+    if settings.redis_url:
+        return f"Redis {redacted_url(settings.redis_url)} (key prefix {settings.redis_prefix!r})"
+    path = sqlite_file(settings.database)
+    if path is not None:
+        return f"counter file {os.path.abspath(path + RATE_COUNTERS_SUFFIX)}"
+    return "PostgreSQL (the store's database, table rate_windows)"

@@ -42,6 +42,10 @@ class RateLimiter(Protocol):
     # True when ``hit`` never waits on a network or a long lock, so that it may run on
     # an event loop.
     never_blocks: bool
+    # What ``GET /readyz`` calls the counters' dependency: "store" when they share the
+    # store's database, else their own ("redis", "counter_file").
+    dependency: str
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision: ...
+    def ping(self) -> bool: ...  # whether the counters can be reached now (GET /readyz)
     def close(self) -> None: ...

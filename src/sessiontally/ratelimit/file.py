@@ -36,6 +36,7 @@ class FileRateLimiter:
 
     SLOT = struct.Struct("<qqqq")  # window_a, hits_a, window_b, hits_b
     never_blocks = True  # a slot is locked for two system calls: fine on an event loop
+    dependency = "counter_file"
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -110,6 +111,9 @@ class FileRateLimiter:
             return 1
         self.SLOT.pack_into(slots, offset, window_a, hits_a, window_b, hits_b)
         return hits
+
+    def ping(self) -> bool:
+        return self._fd is not None
 
     def close(self) -> None:
         with self._thread_lock:

@@ -25,6 +25,7 @@ class PostgresRateLimiter:
     raises then: ``StoreUnavailable``."""
 
     never_blocks = False  # a network round trip
+    dependency = "store"
 
     def __init__(self, url: str) -> None:
         import psycopg  # optional dependency, imported when used
@@ -67,6 +68,14 @@ class PostgresRateLimiter:
                     (workspace_id, window),
                 )
         return decide(int(hits), limit, window)
+
+    def ping(self) -> bool:
+        try:
+            with self.pool.connection(timeout=2.0) as conn:
+                conn.execute("SELECT 1")
+        except self._unavailable:
+            return False
+        return True
 
     def close(self) -> None:
         self.pool.close()

@@ -7,11 +7,15 @@ from .base import WINDOW_SECONDS, RateDecision, decide, window_of
 
 
 class RedisRateLimiter:
-    """One ``INCR`` + ``EXPIRE`` per request on ``sessiontally:rate:<workspace>:<hour>``."""
+    """One ``INCR`` + ``EXPIRE`` per request on ``<prefix>rate:<workspace>:<hour>``; the
+    prefix (``SESSIONTALLY_REDIS_PREFIX``, default ``sessiontally:``) lets several
+    deployments share one Redis without sharing counters."""
 
     never_blocks = False  # a network round trip
+    dependency = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "sessiontally:") -> None:
+        self.prefix = prefix
         import redis  # optional dependency
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -33,7 +37,7 @@ class RedisRateLimiter:
 
     def hit(self, workspace_id: int, limit: int, now: float) -> RateDecision:
         window = window_of(now)
-        key = f"sessiontally:rate:{workspace_id}:{window}"
+        key = f"{self.prefix}rate:{workspace_id}:{window}"
         try:
             pipe = self._client.pipeline(transaction=True)
             pipe.incr(key)
@@ -42,6 +46,13 @@ class RedisRateLimiter:
         except self._errors as exc:
             raise RateLimiterUnavailable(type(exc).__name__) from None
         return decide(int(hits), limit, window)
+
+    def ping(self) -> bool:
+        """Whether Redis answers a PING now."""
+        try:
+            return bool(self._client.ping())
+        except self._errors:
+            return False
 
     def close(self) -> None:
         self._client.close()

@@ -15,6 +15,7 @@ every use of a pooled connection): a database that cannot be reached becomes
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -78,6 +79,27 @@ def map_postgres_errors() -> Iterator[None]:
         raise DuplicateName("a workspace of that name already exists") from exc
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise StoreUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
+
+
+def check_reachable(url: str, timeout_s: int = 5) -> None:
+    """Connect once, outside any pool: StoreUnavailable whose message is the cause in one
+    line (``PostgreSQL database "x" does not exist``), for the command line; a pool would
+    retry and log each attempt."""
+    try:
+        with psycopg.connect(url, connect_timeout=timeout_s, autocommit=True):
+            pass
+    except psycopg.Error as exc:
+        raise StoreUnavailable(connection_problem(str(exc))) from None
+
+
+def connection_problem(text: str) -> str:
+    """The cause of a failed connection, from psycopg's (often multi-line) message."""
+    missing = re.search(r'database "([^"]*)" does not exist', text)
+    if missing:
+        return f'PostgreSQL database "{missing.group(1)}" does not exist'
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = (lines[0] if lines else text).split("FATAL:", 1)[-1].strip()
+    return f"cannot connect to PostgreSQL: {first.removeprefix('connection failed: ')}"
 
 
 @lru_cache(maxsize=256)
