@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from . import admin, keys, limits, members
+from . import admin, keys, limits, members, retention
 from .config import DATABASE, SETTINGS, Setting, Settings
 from .errors import SessiontallyError
 from .store import open_store
@@ -235,19 +235,93 @@ def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) 
                                           "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
 
 
+def retention_option(func: F) -> F:
+    """``--retention-days`` (workspace update)."""
+    return click.option(
+        "--retention-days", type=click.IntRange(0, retention.MAX_RETENTION_DAYS), default=None,
+        metavar="DAYS", help="Delete raw sessions and events older than DAYS days (counts stay); "
+        "0 keeps them forever.")(func)
+
+
+def _apply_retention(store: Store, ws: Workspace, days: int | None) -> Workspace:
+    return ws if days is None else retention.set_retention(store, ws, days)
+
+
 @workspace.command("update")
 @database_option
 @click.argument("workspace_ref", metavar="WORKSPACE")
-@click.option("--time-zone", required=True,
+@click.option("--time-zone", default=None,
               help="IANA zone name; the KPIs' days are rebuilt in it.")
+@retention_option
 @click.option("--json", "as_json", is_flag=True)
 @_admin
-def workspace_update(workspace_ref: str, time_zone: str, as_json: bool) -> None:
-    """Change a workspace's zone; its daily KPIs are recomputed."""
+def workspace_update(workspace_ref: str, time_zone: str | None, retention_days: int | None,
+                     as_json: bool) -> None:
+    """Change a workspace's zone (its daily KPIs are recomputed) or retention."""
+    if time_zone is None and retention_days is None:
+        raise click.UsageError("nothing to change: give --time-zone or --retention-days")
     store = _store()
-    ws = admin.change_time_zone(store, admin.resolve_workspace(store, workspace_ref), time_zone)
-    _emit(as_json, f"{ws.name}: time zone {ws.time_zone}", {"id": ws.workspace_id, "name": ws.name,
-          "time_zone": ws.time_zone, "rate_limit": ws.rate_limit})
+    ws = admin.resolve_workspace(store, workspace_ref)
+    if time_zone is not None:
+        ws = admin.change_time_zone(store, ws, time_zone)
+    ws = _apply_retention(store, ws, retention_days)
+    kept = "forever" if ws.retention_days is None else f"{ws.retention_days} days"
+    _emit(as_json, f"{ws.name}: time zone {ws.time_zone}, raw rows kept {kept}",
+          {"id": ws.workspace_id, "name": ws.name, "time_zone": ws.time_zone,
+           "rate_limit": ws.rate_limit, "retention_days": ws.retention_days})
+
+
+# ------------------------------------------------------------------ users (erasure)
+
+
+@main.group()
+def user() -> None:
+    """Erase a user's data."""
+
+
+@user.command("delete")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("external_id")
+@click.option("--yes", is_flag=True, help="Confirm: the user's data and counts are erased.")
+@_admin
+def user_delete(workspace_ref: str, external_id: str, yes: bool) -> None:
+    """Erase EXTERNAL_ID: attributes, sessions, events, and every count it contributed.
+
+    Anonymous ids whose events carry EXTERNAL_ID as userId are erased with it."""
+    if not yes:
+        raise click.UsageError(f"erasing user {external_id!r} cannot be undone: add --yes")
+    from . import audience, erasure
+
+    store = _store()
+    ws = admin.resolve_workspace(store, workspace_ref)
+    found = erasure.erase(store, ws, external_id, audience.SegmentClassifier())
+    click.echo(f"erased {external_id}" if found else f"nothing stored for {external_id}", err=True)
+
+
+# ------------------------------------------------------------------- maintenance
+
+
+@main.group()
+def maintenance() -> None:
+    """Jobs for cron: retention."""
+
+
+@maintenance.command("run")
+@database_option
+@click.option("--workspace", "workspace_ref", default=None, help="Only this workspace (id or name).")
+@_admin
+def maintenance_run(workspace_ref: str | None) -> None:
+    """Delete raw rows past each workspace's retention; print what was deleted."""
+    import time
+
+    store = _store()
+    only = admin.resolve_workspace(store, workspace_ref).workspace_id if workspace_ref else None
+    done = retention.run(store, time.time(), only)
+    for expired in done:
+        click.echo(expired.report())
+    if not done:
+        click.echo("no workspace with a retention" + (f" named {workspace_ref!r}" if only else ""))
 
 
 # -------------------------------------------------------------------------- apps
