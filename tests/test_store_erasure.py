@@ -6,6 +6,7 @@ person is tests/test_erasure_oracle.py."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -21,8 +22,7 @@ PRO = '{"attribute": "plan", "op": "eq", "value": "pro"}'
 
 
 def tenant(store: Store, apps: int = 2) -> tuple[Any, list[Any]]:
-    ws = admin.create_workspace(store, f"ws{id(store)}-{T0}-{apps}-{len(store.retention_workspaces())}"
-                                f"-{__import__('uuid').uuid4().hex[:6]}", "America/New_York")
+    ws = admin.create_workspace(store, f"ws-{uuid.uuid4().hex[:12]}", "America/New_York")
     return ws, [admin.create_app(store, ws, f"app{i}") for i in range(apps)]
 
 
@@ -38,7 +38,8 @@ def snapshot(store: Store, w: int, apps: list[Any]) -> dict[str, Any]:
     found: dict[str, Any] = {"names": store.event_names(w, 0, 100)}
     for app_key in (0, *(a.app_key for a in apps)):
         for segment_key in (0, 1):
-            found[f"sessions {app_key}/{segment_key}"] = store.count_by_quarters(w, app_key, segment_key, edges)
+            found[f"sessions {app_key}/{segment_key}"] = store.count_by_quarters(
+                w, app_key, segment_key, edges)
             for name in found["names"]:
                 key = store.event_name_key(w, name)
                 assert key is not None
