@@ -257,7 +257,9 @@ def _apply_retention(store: Store, ws: Workspace, days: int | None) -> Workspace
 @_admin
 def workspace_update(workspace_ref: str, time_zone: str | None, retention_days: int | None,
                      as_json: bool) -> None:
-    """Change a workspace's zone (its daily KPIs are recomputed) or retention."""
+    """Change a workspace's zone or retention.
+
+    A new zone recomputes the daily KPIs in it; a retention deletes older raw rows."""
     if time_zone is None and retention_days is None:
         raise click.UsageError("nothing to change: give --time-zone or --retention-days")
     store = _store()
@@ -286,9 +288,9 @@ def user() -> None:
 @click.option("--yes", is_flag=True, help="Confirm: the user's data and counts are erased.")
 @_admin
 def user_delete(workspace_ref: str, external_id: str, yes: bool) -> None:
-    """Erase EXTERNAL_ID: attributes, sessions, events, and every count it contributed.
+    """Erase EXTERNAL_ID and every count it contributed.
 
-    Anonymous ids whose events carry EXTERNAL_ID as userId are erased with it."""
+    Its attributes, sessions and events go; anonymous ids whose events carry EXTERNAL_ID as userId are erased with it."""
     if not yes:
         raise click.UsageError(f"erasing user {external_id!r} cannot be undone: add --yes")
     from . import audience, erasure
@@ -312,7 +314,9 @@ def maintenance() -> None:
 @click.option("--workspace", "workspace_ref", default=None, help="Only this workspace (id or name).")
 @_admin
 def maintenance_run(workspace_ref: str | None) -> None:
-    """Delete raw rows past each workspace's retention; print what was deleted."""
+    """Delete raw rows past each workspace's retention.
+
+    Prints what was deleted, one line per workspace."""
     import time
 
     store = _store()
