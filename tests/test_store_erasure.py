@@ -185,3 +185,30 @@ def db_rows(engine: str):
                 conn.execute(statement.replace("?", "%s"), params)
 
     return run
+
+
+def test_items_older_than_the_retention_are_refused(store: Store):
+    """Sessions and tracking messages past the horizon are refused item by item: their
+    ids, and the sessions they would merge with, may be deleted already."""
+    from segment_support import FakeClock, service_for
+
+    from sessiontally import tracking
+
+    ws, apps = tenant(store, apps=1)
+    store.set_retention(ws.workspace_id, 30)
+    ws = store.get_workspace(ws.workspace_id)
+    service = service_for(store, FakeClock(T0 / S))
+    old, young = "2025-05-01T00:00:00Z", "2025-06-10T00:00:00Z"  # T0 is 2025-06-15
+    result = service.record_items(ws, [
+        {"session_id": "a", "external_id": "amy", "app_id": apps[0].app_id, "started_at": old},
+        {"session_id": "b", "external_id": "amy", "app_id": apps[0].app_id, "started_at": young}])
+    assert result.recorded == 1
+    assert [e["index"] for e in result.errors] == [0] and "retention" in result.errors[0]["message"]
+    request = tracking.read_request({"batch": [
+        {"type": "track", "event": "Opened", "userId": "amy", "messageId": "m1", "timestamp": old},
+        {"type": "track", "event": "Opened", "userId": "amy", "messageId": "m2", "timestamp": young}]},
+        "batch")
+    answer = service.track_messages(apps[0], request, "batch", 100)
+    assert answer["rejected"] == [
+        {"index": 0, "message": "older than the workspace's retention: no longer accepted"}]
+    assert len(store.derived_sessions(ws.workspace_id, apps[0].app_key)) == 1

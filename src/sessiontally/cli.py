@@ -290,7 +290,8 @@ def user() -> None:
 def user_delete(workspace_ref: str, external_id: str, yes: bool) -> None:
     """Erase EXTERNAL_ID and every count it contributed.
 
-    Its attributes, sessions and events go; anonymous ids whose events carry EXTERNAL_ID as userId are erased with it."""
+    Its attributes, sessions and events go; anonymous ids whose events carry
+    EXTERNAL_ID as userId are erased with it."""
     if not yes:
         raise click.UsageError(f"erasing user {external_id!r} cannot be undone: add --yes")
     from . import audience, erasure
