@@ -60,6 +60,7 @@ ALL_PERMISSIONS = (
     "sessions.data_series",
     "sessions.track",
     "users.track",
+    "users.delete",
     "segments.list",
     "segments.details",
     "kpi.dau.data_series",

@@ -68,7 +68,7 @@ def test_display_prefix_does_not_reveal_the_key():
 
 def test_permissions_are_the_contract_ones():
     assert set(keys.PERMISSIONS) == {
-        "sessions.data_series", "sessions.track", "users.track", "segments.list", "segments.details",
-        "kpi.dau.data_series", "kpi.mau.data_series", "kpi.new_users.data_series",
+        "sessions.data_series", "sessions.track", "users.track", "users.delete", "segments.list",
+        "segments.details", "kpi.dau.data_series", "kpi.mau.data_series", "kpi.new_users.data_series",
         "kpi.uninstalls.data_series", "events.list", "events.data_series",
     }

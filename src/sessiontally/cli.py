@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from . import admin, buckets, keys, limits, members
+from . import admin, buckets, keys, limits, members, retention
 from .config import DATABASE, SETTINGS, Setting, Settings, redacted_url, sqlite_file
 from .errors import SessiontallyError, StoreUnavailable
 from .store import check_scheme, open_store
@@ -381,7 +381,7 @@ def workspace_create(name: str, time_zone: str, rate_limit: int, as_json: bool) 
 def _workspace_json(summary: admin.WorkspaceSummary) -> dict[str, Any]:
     ws = summary.workspace
     return {"id": ws.workspace_id, "name": ws.name, "time_zone": ws.time_zone,
-            "rate_limit": ws.rate_limit, "apps": summary.apps,
+            "rate_limit": ws.rate_limit, "retention_days": ws.retention_days, "apps": summary.apps,
             "created_at": _instant(summary.created_at * 1_000_000)}
 
 
@@ -392,6 +392,7 @@ def _workspace_details(summary: admin.WorkspaceSummary) -> str:
         f"name: {ws.name}",
         f"time zone: {ws.time_zone}",
         f"rate limit: {ws.rate_limit} requests per UTC hour",
+        f"raw rows kept: {'forever' if ws.retention_days is None else f'{ws.retention_days} days'}",
         f"apps: {summary.apps}",
         f"created: {_instant(summary.created_at * 1_000_000)}",
     ])
@@ -429,6 +430,18 @@ def workspace_show(workspace_ref: str, as_json: bool) -> None:
     _emit(as_json, _workspace_details(summary), _workspace_json(summary))
 
 
+def retention_option(func: F) -> F:
+    """``--retention-days`` (workspace update)."""
+    return click.option(
+        "--retention-days", type=click.IntRange(0, retention.MAX_RETENTION_DAYS), default=None,
+        metavar="DAYS", help="Delete raw sessions and events older than DAYS days (counts stay); "
+        "0 keeps them forever.")(func)
+
+
+def _apply_retention(store: Store, ws: Workspace, days: int | None) -> Workspace:
+    return ws if days is None else retention.set_retention(store, ws, days)
+
+
 @workspace.command("update")
 @database_option
 @click.argument("workspace_ref", metavar="WORKSPACE")
@@ -436,18 +449,22 @@ def workspace_show(workspace_ref: str, as_json: bool) -> None:
               help="IANA zone name; the KPIs' days are rebuilt in it.")
 @click.option("--rate-limit", type=int, default=None, metavar="N",
               help="Requests per UTC clock hour; applies from the next request, no restart.")
+@retention_option
 @click.option("--json", "as_json", is_flag=True, help="Print the workspace as a JSON object.")
 @_admin
 def workspace_update(workspace_ref: str, time_zone: str | None, rate_limit: int | None,
-                     as_json: bool) -> None:
-    """Change a workspace's zone or rate limit.
+                     retention_days: int | None, as_json: bool) -> None:
+    """Change a workspace's zone, rate limit or retention.
 
-    Options not given stay as they are. A new zone recomputes the daily KPIs in it."""
-    if time_zone is None and rate_limit is None:
-        raise click.UsageError("nothing to change: give --time-zone or --rate-limit")
+    Options not given stay as they are. A new zone recomputes the daily KPIs in it; a
+    retention deletes older raw rows (counts stay)."""
+    if time_zone is None and rate_limit is None and retention_days is None:
+        raise click.UsageError("nothing to change: give --time-zone, --rate-limit or --retention-days")
     store = _store()
-    ws = admin.update_workspace(store, admin.resolve_workspace(store, workspace_ref), time_zone,
-                                rate_limit)
+    ws = admin.resolve_workspace(store, workspace_ref)
+    if time_zone is not None or rate_limit is not None:
+        ws = admin.update_workspace(store, ws, time_zone, rate_limit)
+    ws = _apply_retention(store, ws, retention_days)
     summary = admin.summarise_workspace(store, ws)
     _emit(as_json, _workspace_details(summary), _workspace_json(summary))
 
@@ -466,6 +483,62 @@ def workspace_delete(workspace_ref: str, yes: bool) -> None:
     ws = admin.resolve_workspace(store, workspace_ref)
     admin.delete_workspace(store, ws)
     click.echo(f"deleted workspace {ws.name}", err=True)
+
+
+# ------------------------------------------------------------------ users (erasure)
+
+
+@main.group()
+def user() -> None:
+    """Erase a user's data."""
+
+
+@user.command("delete")
+@database_option
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@click.argument("external_id")
+@click.option("--yes", is_flag=True, help="Confirm: the user's data and counts are erased.")
+@_admin
+def user_delete(workspace_ref: str, external_id: str, yes: bool) -> None:
+    """Erase EXTERNAL_ID and every count it contributed.
+
+    Its attributes, sessions and events go; anonymous ids whose events carry
+    EXTERNAL_ID as userId are erased with it."""
+    if not yes:
+        raise click.UsageError(f"erasing user {external_id!r} cannot be undone: add --yes")
+    from . import audience, erasure
+
+    store = _store()
+    ws = admin.resolve_workspace(store, workspace_ref)
+    found = erasure.erase(store, ws, external_id, audience.SegmentClassifier())
+    click.echo(f"erased {external_id}" if found else f"nothing stored for {external_id}", err=True)
+
+
+# ------------------------------------------------------------------- maintenance
+
+
+@main.group()
+def maintenance() -> None:
+    """Jobs for cron: retention."""
+
+
+@maintenance.command("run")
+@database_option
+@click.option("--workspace", "workspace_ref", default=None, help="Only this workspace (id or name).")
+@_admin
+def maintenance_run(workspace_ref: str | None) -> None:
+    """Delete raw rows past each workspace's retention.
+
+    Prints what was deleted, one line per workspace."""
+    import time
+
+    store = _store()
+    only = admin.resolve_workspace(store, workspace_ref).workspace_id if workspace_ref else None
+    done = retention.run(store, time.time(), only)
+    for expired in done:
+        click.echo(expired.report())
+    if not done:
+        click.echo("no workspace with a retention" + (f" named {workspace_ref!r}" if only else ""))
 
 
 # -------------------------------------------------------------------------- apps

@@ -14,10 +14,12 @@ import orjson
 
 from . import attributes, keys, tracking
 from .errors import Forbidden, InvalidInput, Unauthenticated
+from .ingest import ItemError
 from .store.base import App, Classifier, EventUserUpdates, NewEvent, Store, UserUpdater
 
 INVALID_WRITE_KEY = "Invalid write key"
 ORIGIN_REFUSED = "This app does not accept events from this origin"
+PAST_RETENTION = "older than the workspace's retention: no longer accepted"
 
 
 def admit(store: Store, write_key: str | None) -> App:
@@ -77,10 +79,17 @@ def record(
     now_us: int,
     classify: Classifier | None,
     measure: bool = True,
+    oldest_us: int | None = None,
 ) -> dict[str, Any]:
     """Record the valid messages durably; the 200 body, with ``rejected`` if any were not.
-    RateLimited (nothing recorded) when the app's hourly message limit would be passed."""
+    RateLimited (nothing recorded) when the app's hourly message limit would be passed.
+    With ``oldest_us`` (the workspace's retention horizon), older messages are rejected:
+    the sessions and message ids they would merge with may be deleted already."""
     valid, rejected = tracking.validate_messages(request.messages, path_type, now_us, measure)
+    if oldest_us is not None and any(m.occurred_at < oldest_us for _, m in valid):
+        rejected += [ItemError(i, PAST_RETENTION) for i, m in valid if m.occurred_at < oldest_us]
+        rejected.sort(key=lambda e: e.index)
+        valid = [(i, m) for i, m in valid if m.occurred_at >= oldest_us]
     if valid:
         events = [NewEvent(m.message_id, m.type, m.event, m.person, m.user_id, m.occurred_at, now_us)
                   for _, m in valid]

@@ -19,6 +19,7 @@ PERMISSIONS = (
     "sessions.data_series",
     "sessions.track",
     "users.track",
+    "users.delete",
     "segments.list",
     "segments.details",
     "kpi.dau.data_series",

@@ -17,7 +17,18 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from . import audience, buckets, ingest, insights, intake, ipallow, keys, tracking
+from . import (
+    audience,
+    buckets,
+    erasure,
+    ingest,
+    insights,
+    intake,
+    ipallow,
+    keys,
+    retention,
+    tracking,
+)
 from .answers import AnswerCache
 from .config import Settings
 from .errors import Forbidden, InvalidInput, Unauthenticated, WouldBlock
@@ -77,6 +88,7 @@ class Service:
         self._touched: dict[tuple[int, int], float] = {}
         self.migrated = False  # set once by ensure_migrated
         self.classifier = audience.SegmentClassifier()
+        self._maintenance: retention.Maintenance | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -90,7 +102,15 @@ class Service:
             raise
         return cls(store, limiter, answers=AnswerCache(settings.read_cache), touch_in_background=True)
 
+    def start_maintenance(self) -> None:
+        """Run the retention job in a background thread until ``close`` (a server worker)."""
+        if self._maintenance is None:
+            self._maintenance = retention.Maintenance(self.store, self.clock)
+            self._maintenance.start()
+
     def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.stop()
         if self._toucher is not None:
             self._toucher.shutdown(wait=True)
         self.limiter.close()
@@ -198,10 +218,15 @@ class Service:
         valid, errors = ingest.validate_batch(items, now_us)
         app_keys = {app.app_id: app.app_key for app in self.store.list_apps(workspace.workspace_id)}
         rows: list[NewSession] = []
+        oldest = _oldest_us(workspace, now_us)
         for index, session in valid:
             app_key = app_keys.get(session.app_id)
             if app_key is None:
                 errors.append(ingest.ItemError(index, "'app_id' is not an app of this workspace"))
+                continue
+            if oldest is not None and session.started_at < oldest:
+                # (its id may be forgotten already: counted again, it would count twice)
+                errors.append(ingest.ItemError(index, PAST_RETENTION))
                 continue
             rows.append(
                 NewSession(
@@ -243,8 +268,10 @@ class Service:
         ``body_size``: the request's JSON size (messages are measured one by one only
         when it could hold one over the limit)."""
         now_us = int(self.clock() * 1_000_000)
+        workspace = self.store.get_workspace(app.workspace_id)
+        oldest = _oldest_us(workspace, now_us) if workspace is not None else None
         return intake.record(self.store, app, request, path_type, now_us, self.classifier,
-                             body_size > tracking.MAX_MESSAGE_BYTES)
+                             body_size > tracking.MAX_MESSAGE_BYTES, oldest)
 
     # ------------------------------------------------------------------ export
 
@@ -308,6 +335,10 @@ class Service:
     def track_users(self, workspace: Workspace, body: Any) -> dict[str, Any]:
         return audience.track_users(self.store, workspace, body, int(self.clock() * 1_000_000))
 
+    def delete_users(self, workspace: Workspace, body: Any) -> dict[str, Any]:
+        """``POST /users/delete``: erase users with every count they contributed."""
+        return erasure.delete_users(self.store, workspace, body, self.classifier)
+
     def list_segments(self, workspace: Workspace, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         return audience.list_segments(self.store, workspace, pairs)
 
@@ -355,6 +386,16 @@ class Service:
             )
             for b in series
         ]
+
+
+PAST_RETENTION = "'started_at' is older than the workspace's retention: no longer accepted"
+
+
+def _oldest_us(workspace: Workspace, now_us: int) -> int | None:
+    """The oldest instant the workspace still accepts (its retention horizon), if any."""
+    if workspace.retention_days is None:
+        return None
+    return retention.horizon_us(workspace.retention_days, now_us / 1_000_000)
 
 
 def _logged(work: Callable[[], None]) -> None:

@@ -49,6 +49,7 @@ ROUTES = [
     Route("/sessions/data_series", ScopeEndpoint(sessions.data_series, "gate"), methods=["GET"]),
     Route("/sessions/track", sessions.track, methods=["POST"]),
     Route("/users/track", users.track, methods=["POST"]),
+    Route("/users/delete", users.delete, methods=["POST"]),
     Route("/segments/list", segments.list_segments, methods=["GET"]),
     Route("/segments/details", segments.details, methods=["GET"]),
     *(Route(f"/kpi/{name}/data_series", kpi.endpoint(name), methods=["GET"]) for name in kpi.KPI_NAMES),
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        service.start_maintenance()  # retention (docs/architecture.md), in each worker
         try:
             yield
         finally:

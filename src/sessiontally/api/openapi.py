@@ -812,6 +812,57 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/users/delete": {
+                "post": {
+                    "summary": "Erase users with every count they contributed (Braze's /users/delete)",
+                    "description": "For each external id: its attributes, recorded sessions, events "
+                                   "and derived sessions (and those of anonymous ids whose events "
+                                   "carry it as userId), and every count they made (session series "
+                                   "of every app and segment, KPIs, event counts), one transaction "
+                                   "per user. `user_aliases` and `braze_ids` are refused (400). "
+                                   "Permission `users.delete`.",
+                    "operationId": "usersDelete",
+                    "requestBody": {"required": True, "content": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["external_ids"],
+                            "not": {"anyOf": [{"required": ["user_aliases"]}, {"required": ["braze_ids"]}]},
+                            "properties": {
+                                "external_ids": {
+                                    "type": "array", "minItems": 1, "maxItems": 50,
+                                    "items": {"type": "string", "minLength": 1, "maxLength": 997,
+                                              "pattern": _NO_NUL},
+                                },
+                            },
+                        },
+                        two=("two users", {"external_ids": ["user-0042", "user-0043"]}),
+                    )},
+                    "responses": {
+                        "201": {
+                            "description": "erased; `deleted` counts the ids of which anything was "
+                                           "stored (0 for an id already erased or never seen)",
+                            "headers": _RATE_HEADERS,
+                            "content": _json_body(
+                                {
+                                    "type": "object",
+                                    "required": ["deleted", "message"],
+                                    "properties": {"deleted": {"type": "integer", "minimum": 0},
+                                                   "message": {"type": "string"}},
+                                },
+                                two=("both had data", {"deleted": 2, "message": "success"}),
+                                again=("a retry", {"deleted": 0, "message": "success"}),
+                            ),
+                        },
+                        "400": _error("body not JSON or not {\"external_ids\": [1 to 50 strings]}, "
+                                      "or user_aliases / braze_ids given (nothing is erased)", True,
+                                      "'user_aliases' is not supported: name users by 'external_ids'"),
+                        "413": _TOO_LARGE,
+                        "415": _NOT_JSON,
+                        "414": _TOO_LONG,
+                        **_common_errors("users.delete"),
+                    },
+                }
+            },
             "/segments/list": {
                 "get": {
                     "summary": "List the workspace's segments, 100 per page by creation time",

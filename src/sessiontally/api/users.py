@@ -1,4 +1,4 @@
-"""``/users/*``: user attributes."""
+"""``/users/*``: user attributes, and erasure."""
 
 from __future__ import annotations
 
@@ -20,3 +20,14 @@ async def track(request: Request) -> Response:
         return service.track_users(principal.workspace, body)
 
     return await gate.post_json(request, "users.track", record)
+
+
+async def delete(request: Request) -> Response:
+    """``POST /users/delete``: erase users (201, as ``/users/track``)."""
+    gate: Gate = request.app.state.gate
+    service = gate.service
+
+    def erase(principal: Principal, body: Any) -> Any:
+        return service.delete_users(principal.workspace, body)
+
+    return await gate.post_json(request, "users.delete", erase)

@@ -16,6 +16,7 @@ class Workspace:
     name: str
     time_zone: str
     rate_limit: int
+    retention_days: int | None = None  # raw rows older than this are deleted; None: kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +300,28 @@ class Store(Protocol):
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]: ...
+    # erasure and retention
+    def erase_user(
+        self, workspace_id: int, external_id: str, classify: Classifier | None = None
+    ) -> bool:
+        """In one transaction, delete the user's attributes, recorded sessions, events and
+        derived sessions, and those of every anonymous person whose events carry it as
+        userId, with every count they contributed (series, segments, KPIs, events).
+        ``classify`` matches rows recorded before their segments were stored. Whether
+        anything of theirs was stored."""
+        ...
+    def set_retention(self, workspace_id: int, days: int | None) -> bool:
+        """Keep raw rows ``days`` days (None: forever); False when there is no such workspace."""
+        ...
+    def retention_workspaces(self) -> list[tuple[int, int]]:
+        """``(workspace_id, retention_days)`` of every workspace with a retention."""
+        ...
+    def expire_raw_rows(self, workspace_id: int, horizon_us: int, batch: int = 1000) -> dict[str, int]:
+        """Delete recorded sessions and events older than ``horizon_us`` and derived
+        sessions that ended before it (less the longest session timeout, so that no event
+        of the horizon can touch them), ``batch`` rows per transaction; no count changes.
+        Rows deleted per table."""
+        ...
     def count_raw_sessions(self, workspace_id: int) -> int: ...
     def has_sessions(self, workspace_id: int) -> bool: ...
     # KPIs and custom events (local days: days since 1970-01-01 in the workspace's zone)

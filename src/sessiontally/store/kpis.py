@@ -21,7 +21,7 @@ from .. import kpi
 from ..errors import WorkspaceGone
 from .base import NewEvent
 from .rollup import ALL_APPS, ALL_USERS, COARSE_GRAINS, QUARTER, QUARTER_US
-from .sql import SharedStatements, one_row
+from .sql import SET_EVENT_SEGMENTS, SharedStatements, one_row
 
 # The workspace's zone, once no other transaction can change it or the days of these
 # persons until this one ends (PostgreSQL: row and advisory locks; SQLite's one writer
@@ -138,6 +138,11 @@ def count_events(
             uninstalls[(app_key, kpi.UNINSTALLS, day)] += 1
             uninstalls[(ALL_APPS, kpi.UNINSTALLS, day)] += 1
     tx.executemany(ADD_EVENTS, [(workspace_id, *key, n) for key, n in sorted(counts.items())])
+    matched = [(" ".join(map(str, segments)), workspace_id, app_key, e.message_id)
+               for e in tracked if e.user_id is not None
+               and (segments := memberships.get(e.user_id, ()))]
+    if matched:  # (what erasure takes off: store/erasure.py)
+        tx.executemany(SET_EVENT_SEGMENTS, matched)
     _add_kpis(tx, workspace_id, [(*key, n) for key, n in sorted(uninstalls.items())])
 
 
@@ -160,6 +165,35 @@ def _add_kpis(tx: SharedStatements, workspace_id: int, changes: Sequence[tuple[i
     rows = [(workspace_id, *row) for row in changes if row[3]]
     if rows:
         tx.executemany(ADD_KPI, rows)
+
+
+add_kpis = _add_kpis  # (erasure's uninstalls)
+
+PERSON_DAYS = "SELECT day FROM person_days WHERE workspace_id = ? AND app_key = ? AND person = ? ORDER BY day"
+FORGET_PERSON = "DELETE FROM person_days WHERE workspace_id = ? AND app_key = ? AND person = ?"
+
+
+def forget(tx: SharedStatements, workspace_id: int, scopes: Sequence[int], persons: Sequence[str]) -> bool:
+    """Delete the persons' active days in each scope, and what they did to DAU, MAU and
+    new users (erasure); whether they had any. The days go in increasing order, so each
+    has no earlier neighbour left and the next day as its later one: the counts become
+    those of the persons' absence, whatever was deleted of their raw sessions. The caller
+    holds the persons' day locks."""
+    changes = kpi.DayChanges()
+    found = False
+    for scope in scopes:
+        for person in persons:
+            key = (workspace_id, scope, person)
+            days = [int(row[0]) for row in tx.execute(PERSON_DAYS, key).fetchall()]
+            if not days:
+                continue
+            found = True
+            tx.execute(FORGET_PERSON, key)
+            for i, day in enumerate(days):
+                following = days[i + 1] if i + 1 < len(days) else None
+                changes.add(scope, day, kpi.Neighbours(None, following), -1)
+    _add_kpis(tx, workspace_id, changes.rows())
+    return found
 
 
 # ------------------------------------------------------------------ zone change

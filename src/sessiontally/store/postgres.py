@@ -27,7 +27,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import DuplicateName, StoreUnavailable, WorkspaceGone
-from . import derived, kpis, sql
+from . import derived, erasure, kpis, sql
 from .base import (
     App,
     Classifier,
@@ -297,8 +297,8 @@ class PostgresStore(SqlWrites, SqlReads):
             # SQLite inserts row by row and reads each row's change count.)
             inserted = conn.execute(
                 "INSERT INTO sessions (workspace_id, session_id, external_id, app_key,"
-                " started_at, ended_at)"
-                " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[],"
+                " started_at, ended_at, segment_keys)"
+                " SELECT %s, *, '' FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[],"
                 " %s::bigint[]) ORDER BY 1, 2"
                 " ON CONFLICT (workspace_id, session_id) DO NOTHING RETURNING session_id",
                 (
@@ -314,6 +314,9 @@ class PostgresStore(SqlWrites, SqlReads):
             fresh = [s for s in ordered if s.session_id in new_ids]
             segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
             tx = _SharedStatements(conn)
+            if segments:
+                tx.executemany(sql.SET_SESSION_SEGMENTS,
+                               sql.session_segment_rows(workspace_id, fresh, segments))
             starts = [(s.app_key, s.external_id, s.started_at, 1) for s in fresh]
             if starts:
                 zone = _lock_days(tx, workspace_id, sorted({s.external_id for s in fresh}))
@@ -364,8 +367,8 @@ class PostgresStore(SqlWrites, SqlReads):
             # (Per engine: one statement over arrays, and RETURNING says which rows went in.)
             inserted = conn.execute(
                 "INSERT INTO events (workspace_id, app_key, message_id, type, event, person,"
-                " user_id, occurred_at, received_at)"
-                " SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                " user_id, occurred_at, received_at, segment_keys)"
+                " SELECT %s, %s, *, '' FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
                 " %s::text[], %s::bigint[], %s::bigint[]) ORDER BY 3"
                 " ON CONFLICT (workspace_id, app_key, message_id) DO NOTHING RETURNING message_id",
                 (
@@ -391,6 +394,23 @@ class PostgresStore(SqlWrites, SqlReads):
             if changes:
                 _write_users(conn, workspace_id, changes[1](current), now_us)
         return RecordOutcome(recorded=len(fresh), duplicates=len(events) - len(fresh))
+
+    def erase_user(
+        self, workspace_id: int, external_id: str, classify: Classifier | None = None
+    ) -> bool:
+        with self._tx() as conn:
+
+            def lock_apps(tx: SharedStatements, workspace_id: int, apps: Sequence[int],
+                          external_id: str) -> None:
+                # Every app's row, in key order, as recording an app's events locks its own:
+                # no batch derives sessions meanwhile, and no event links another
+                # anonymous person to the user. Then the user, as recording locks users.
+                for app_key in apps:
+                    tx.execute(LOCK_APP, (workspace_id, app_key))
+                _lock_users(conn, workspace_id, [external_id])
+
+            return erasure.erase(_SharedStatements(conn), workspace_id, external_id, classify,
+                                 lock_apps, _lock_days)
 
     @staticmethod
     def _classify(

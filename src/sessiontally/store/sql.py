@@ -32,6 +32,7 @@ from .base import (
     App,
     KeyInfo,
     Member,
+    NewSession,
     Segment,
     TrackedFilterChange,
     TrackingLimitError,
@@ -78,6 +79,14 @@ REVOKE_KEY = (
     " AND (key_hash = ? OR key_id = ?) AND revoked_at IS NULL"
 )
 TOUCH_KEY = "UPDATE api_keys SET last_seen_at = ? WHERE workspace_id = ? AND key_id = ?"
+
+# The tracked segments a new session or track event counted toward (erasure takes it off
+# exactly those): written after it is classified, only when it matched some. Inserted
+# rows have '' (none); NULL marks rows recorded before migration 0007.
+SET_SESSION_SEGMENTS = "UPDATE sessions SET segment_keys = ? WHERE workspace_id = ? AND session_id = ?"
+SET_EVENT_SEGMENTS = (
+    "UPDATE events SET segment_keys = ? WHERE workspace_id = ? AND app_key = ? AND message_id = ?"
+)
 
 COUNT_TRACKED = "SELECT COUNT(*) FROM segments WHERE workspace_id = ? AND analytics_enabled = TRUE"
 # What recording needs of the tracked segments, read inside its transaction.
@@ -242,6 +251,16 @@ def fill_write_keys(tx: SharedStatements) -> None:
             tx.execute(SET_WRITE_KEY, (generate_write_key(int(workspace_id)), workspace_id, app_key))
 
 
+def session_segment_rows(
+    workspace_id: int, fresh: Sequence[NewSession], segments: Sequence[Sequence[int]] | None
+) -> list[tuple[str, int, str]]:
+    """SET_SESSION_SEGMENTS's rows for the new sessions that count toward some segment."""
+    if not segments:
+        return []
+    return [(" ".join(map(str, keys)), workspace_id, s.session_id)
+            for s, keys in zip(fresh, segments, strict=True) if keys]
+
+
 def check_tracking_room(tracked: int) -> None:
     """Refuse to turn tracking on when ``tracked`` segments of the workspace have it."""
     if tracked >= MAX_TRACKED_SEGMENTS:
@@ -374,6 +393,75 @@ class SqlWrites:
         with self._shared_transaction() as tx:
             self._lock_workspace(tx, workspace_id)  # recording transactions wait (FOR SHARE)
             kpis.rebuild(tx, workspace_id, time_zone)
+
+    # ------------------------------------------------------------- retention
+
+    _fetch_all: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]  # SqlReads's
+
+    def set_retention(self, workspace_id: int, days: int | None) -> bool:
+        from . import erasure  # (erasure builds on this module's statements)
+
+        with self._shared_transaction() as tx:
+            return tx.execute(erasure.SET_RETENTION, (days, workspace_id)).rowcount > 0
+
+    def retention_workspaces(self) -> list[tuple[int, int]]:
+        from . import erasure
+
+        return [(int(w), int(d)) for w, d in self._fetch_all(erasure.RETENTION_WORKSPACES, ())]
+
+    def expire_raw_rows(self, workspace_id: int, horizon_us: int, batch: int = 1000) -> dict[str, int]:
+        """Each table in pages of ``batch`` expired rows in key order: the page is found by
+        a read (no write lock held while it scans), then deleted by key in a short
+        transaction that checks the age again. Several processes may run it at once:
+        each row is deleted once, the others find it gone."""
+        from ..sessionize import MAX_TIMEOUT_S
+        from . import erasure
+
+        deleted = {"sessions": 0, "events": 0, "derived_sessions": 0}
+        apps = [int(row[0]) for row in self._fetch_all(erasure.APP_KEYS, (workspace_id,))]
+        derived_horizon = horizon_us - MAX_TIMEOUT_S * 1_000_000
+        after: tuple[Any, ...] = ("",)
+        while True:
+            rows = self._fetch_all(erasure.EXPIRED_SESSIONS, (workspace_id, *after, horizon_us, batch))
+            deleted["sessions"] += self._delete_keys(
+                erasure.DELETE_SESSIONS, (workspace_id,), rows, (horizon_us,))
+            if len(rows) < batch:
+                break
+            after = tuple(rows[-1])
+        for app_key in apps:
+            after = ("",)
+            while True:
+                rows = self._fetch_all(erasure.EXPIRED_EVENTS,
+                                       (workspace_id, app_key, *after, horizon_us, batch))
+                deleted["events"] += self._delete_keys(
+                    erasure.DELETE_EVENTS_BY_KEY, (workspace_id, app_key), rows, (horizon_us,))
+                if len(rows) < batch:
+                    break
+                after = tuple(rows[-1])
+            after = ("", -1)
+            while True:
+                rows = self._fetch_all(erasure.EXPIRED_DERIVED,
+                                       (workspace_id, app_key, *after, derived_horizon, batch))
+                deleted["derived_sessions"] += self._delete_keys(
+                    erasure.DELETE_DERIVED_BY_KEY, (workspace_id, app_key), rows, (derived_horizon,))
+                if len(rows) < batch:
+                    break
+                after = tuple(rows[-1])
+        return deleted
+
+    def _delete_keys(
+        self, statement: str, scope: tuple[Any, ...], rows: Sequence[tuple[Any, ...]],
+        tail: tuple[Any, ...],
+    ) -> int:
+        """Run a ``{keys}`` DELETE for ``rows`` (one key per row) in one short transaction."""
+        if not rows:
+            return 0
+        width = len(rows[0])
+        marks = ", ".join(["?"] * len(rows)) if width == 1 else ", ".join(
+            ["(?, CAST(? AS BIGINT))"] * len(rows))
+        params = [value for row in rows for value in row]
+        with self._shared_transaction() as tx:
+            return int(tx.execute(statement.format(keys=marks), (*scope, *params, *tail)).rowcount)
 
     def set_segment_tracking(
         self, workspace_id: int, segment_id: str, enabled: bool, now: int
@@ -546,14 +634,16 @@ class SqlReads:
 
     def get_workspace(self, workspace_id: int) -> Workspace | None:
         row = self._fetch_one(
-            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE workspace_id = ?",
+            "SELECT workspace_id, name, time_zone, rate_limit, retention_days FROM workspaces"
+            " WHERE workspace_id = ?",
             (workspace_id,),
         )
         return Workspace(*row) if row else None
 
     def find_workspace(self, name: str) -> Workspace | None:
         row = self._fetch_one(
-            "SELECT workspace_id, name, time_zone, rate_limit FROM workspaces WHERE name = ?", (name,)
+            "SELECT workspace_id, name, time_zone, rate_limit, retention_days FROM workspaces"
+            " WHERE name = ?", (name,)
         )
         return Workspace(*row) if row else None
 

@@ -19,7 +19,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import derived, kpis, sql
+from . import derived, erasure, kpis, sql
 from .base import (
     App,
     Classifier,
@@ -42,12 +42,12 @@ _IN_CHUNK = 500  # values per IN (...) lookup (well under SQLite's 32766 paramet
 # cache holds; a request-sized one does not, and gains nothing from the sort.
 SORTED_INSERT_MIN_ROWS = 20_000
 _INSERT_NEW_SESSION = (
-    "INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, session_id) DO NOTHING"
+    "INSERT INTO sessions (workspace_id, session_id, external_id, app_key, started_at, ended_at,"
+    " segment_keys) VALUES (?, ?, ?, ?, ?, ?, '') ON CONFLICT (workspace_id, session_id) DO NOTHING"
 )
 _INSERT_NEW_EVENT = (
     "INSERT INTO events (workspace_id, app_key, message_id, type, event, person, user_id,"
-    " occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " occurred_at, received_at, segment_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
     " ON CONFLICT (workspace_id, app_key, message_id) DO NOTHING"
 )
 _USERS_IN = (
@@ -186,6 +186,9 @@ class SqliteStore(SqlWrites, SqlReads):
     ) -> RecordOutcome:
         fresh = self._insert_new(conn, workspace_id, sessions)  # a repeat in the batch is known
         segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
+        if segments:
+            conn.executemany(sql.SET_SESSION_SEGMENTS,
+                             sql.session_segment_rows(workspace_id, fresh, segments))
         if fresh:
             kpis.upkeep(conn, workspace_id, kpis.workspace_zone(conn, workspace_id),
                         [(s.app_key, s.external_id, s.started_at, 1) for s in fresh])
@@ -287,6 +290,13 @@ class SqliteStore(SqlWrites, SqlReads):
         matches = classify(tracked, users, stored)
         return [matches.get(s.external_id, ()) for s in fresh]
 
+    def erase_user(
+        self, workspace_id: int, external_id: str, classify: Classifier | None = None
+    ) -> bool:
+        with self.connections.write() as conn:  # (BEGIN IMMEDIATE: no other writer meanwhile)
+            return erasure.erase(conn, workspace_id, external_id, classify, _no_locks,
+                                 kpis.zone_without_locks)
+
     def count_by_quarters(
         self, workspace_id: int, app_key: int, segment_key: int, boundaries: Sequence[int]
     ) -> list[int]:
@@ -345,6 +355,10 @@ def _series_sql(quarters: int, hours: int, days: int) -> str:
             f" AND {column} < {name}.hi) FROM {name}"
         )
     return "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(selects)
+
+
+def _no_locks(tx: SharedStatements, workspace_id: int, apps: Sequence[int], external_id: str) -> None:
+    """``erasure.LockApps`` where the transaction already excludes every other writer."""
 
 
 def _split_sql(script: str) -> list[str]:
