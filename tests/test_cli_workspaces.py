@@ -85,12 +85,12 @@ def test_workspace_list_and_show(db: TestDatabase) -> None:
     assert [row.split()[:-1] for row in rows] == [["1", "acme", "Europe/Berlin", "250000", "1"],
                                                   ["2", "beta", "UTC", "10", "0"]]
     lines = [json.loads(line) for line in ok(cli(db, "workspace", "list", "--json")).splitlines()]
-    assert set(lines[0]) == {"id", "name", "time_zone", "rate_limit", "apps", "created_at"}
+    assert set(lines[0]) == {"id", "name", "time_zone", "rate_limit", "retention_days", "apps", "created_at"}
     assert lines[1]["name"] == "beta" and lines[1]["created_at"].endswith("Z")
     assert json.loads(ok(cli(db, "workspace", "show", "2", "--json"))) == lines[1]
     text = ok(cli(db, "workspace", "show", "acme")).splitlines()
-    assert text[:5] == ["id: 1", "name: acme", "time zone: Europe/Berlin",
-                        "rate limit: 250000 requests per UTC hour", "apps: 1"]
+    assert text[:6] == ["id: 1", "name: acme", "time zone: Europe/Berlin",
+                        "rate limit: 250000 requests per UTC hour", "raw rows kept: forever", "apps: 1"]
     assert refused(cli(db, "workspace", "show", "nope")) == "Error: no workspace 'nope'"
 
 

@@ -386,7 +386,7 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert store.erase_user(w, "u0", classify_everyone)
         assert not store.erase_user(w, "u0", classify_everyone)
     with recorder.calling("list_workspaces"):
-        assert [found for found, _ in store.list_workspaces()][-1] == ws
+        assert [found for found, _ in store.list_workspaces()][-1].workspace_id == w
     with recorder.calling("set_rate_limit"):
         assert store.set_rate_limit(w, 500) and store.set_rate_limit(w, ws.rate_limit)
     with recorder.calling("list_keys"):

@@ -138,7 +138,7 @@ ATTEMPTS = "SELECT attempts FROM sign_in_attempts WHERE throttle_key = ? AND win
 # Operators' changes and deletions (the ``workspace``, ``app``, ``key`` and ``segment``
 # commands). Every statement names its workspace, so that on Citus it runs on one shard.
 ALL_WORKSPACE_ROWS = (
-    "SELECT workspace_id, name, time_zone, rate_limit, created_at FROM workspaces"
+    "SELECT workspace_id, name, time_zone, rate_limit, retention_days, created_at FROM workspaces"
     " ORDER BY workspace_id"
 )
 SET_RATE_LIMIT = "UPDATE workspaces SET rate_limit = ? WHERE workspace_id = ?"
@@ -649,8 +649,9 @@ class SqlReads:
 
     def list_workspaces(self) -> list[tuple[Workspace, int]]:
         """Every workspace (a reference table on Citus: no fan-out) and when it was made."""
-        return [(Workspace(int(ws), str(name), str(zone), int(limit)), int(created))
-                for ws, name, zone, limit, created in self._fetch_all(ALL_WORKSPACE_ROWS, ())]
+        return [(Workspace(int(ws), str(name), str(zone), int(limit),
+                           None if retention is None else int(retention)), int(created))
+                for ws, name, zone, limit, retention, created in self._fetch_all(ALL_WORKSPACE_ROWS, ())]
 
     def list_keys(self, workspace_id: int) -> list[KeyInfo]:
         return [
