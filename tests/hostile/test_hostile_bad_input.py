@@ -405,7 +405,8 @@ CASES: list[Case] = [
         lambda c: c.item(started_at="1717200000"),
         400,
         NO_VALID,
-        item_error="'started_at' " + NOT_ISO.removeprefix("'ending_at' "),
+        item_error="'started_at' is not an ISO-8601 datetime with an offset "
+        "(e.g. 2025-06-01T12:00:00Z or 2025-06-01T14:00:00+02:00)",
     ),
     Case(
         "update-existing-only-as-string",
@@ -600,14 +601,16 @@ CASES: list[Case] = [
         lambda c: c.item(started_at="2025-06-01T12:00:00"),
         400,
         NO_VALID,
-        item_error="'started_at' must be an ISO-8601 datetime with an offset (e.g. 'Z' or '+02:00')",
+        item_error="'started_at' must be an ISO-8601 datetime with an offset "
+        "(e.g. 2025-06-01T12:00:00Z or 2025-06-01T14:00:00+02:00)",
     ),
     Case(
         "started-date-only",
         lambda c: c.item(started_at="2025-06-01"),
         400,
         NO_VALID,
-        item_error="'started_at' must be an ISO-8601 datetime with an offset (e.g. 'Z' or '+02:00')",
+        item_error="'started_at' must be an ISO-8601 datetime with an offset "
+        "(e.g. 2025-06-01T12:00:00Z or 2025-06-01T14:00:00+02:00)",
     ),
     Case(
         "ended-before-started",
