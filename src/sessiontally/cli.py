@@ -25,7 +25,7 @@ import orjson
 
 from . import admin, buckets, keys, limits, members
 from .config import DATABASE, SETTINGS, Setting, Settings, redacted_url, sqlite_file
-from .errors import SessiontallyError, StoreUnavailable
+from .errors import SessiontallyError, StoreUnavailable, needs_extra
 from .store import check_scheme, open_store
 from .store.base import App, KeyInfo, Member, Segment, Store, Workspace
 
@@ -106,7 +106,8 @@ def _store() -> Store:
     try:
         check_scheme(url)
         if path is None:
-            from .store.postgres import check_reachable
+            with needs_extra("postgres"):
+                from .store.postgres import check_reachable
 
             check_reachable(url)
         store = open_store(url)
@@ -114,6 +115,8 @@ def _store() -> Store:
         store.migrate()
     except StoreUnavailable as exc:  # one line: the cause, then which database
         raise click.ClickException(f"{exc.message} ({_safe_url(url)})") from None
+    except SessiontallyError as exc:  # a missing extra, a SQLite file that cannot be: one line
+        raise click.ClickException(exc.message) from None
     except Exception as exc:  # a bad URL or unreachable database: one line, no traceback
         raise click.ClickException(f"cannot open store {_safe_url(url)}: {exc}") from None
     if new and path is not None:  # said once the command has succeeded (OneLineErrors)
@@ -193,6 +196,12 @@ def serve(**given: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _store().close()  # apply migrations once, before any worker starts
+    from .ratelimit import check_installed
+
+    try:
+        check_installed(settings)
+    except SessiontallyError as exc:
+        raise click.ClickException(exc.message) from None
     _run_server(settings)
 
 
