@@ -19,7 +19,7 @@ of HTTP.
     · StoreUnavailable        the database (down, restarting, no pooled connection in time)
     · StoreBusy               the database stayed locked past the wait allowed
     · RateLimiterUnavailable  the rate-limit counters (file or Redis) cannot be reached
-  - MissingExtra              an optional dependency (pyproject's extras) is not installed
+    · MissingExtra            an optional dependency (pyproject's extras) is not installed
 
 ``WouldBlock`` is not an error: the service raises it when an answer would need a scan,
 so that a caller on an event loop retries the call in a worker thread.
@@ -113,7 +113,7 @@ class RateLimiterUnavailable(Unavailable):
     """The rate-limit counters cannot be reached: the request must not be served uncounted."""
 
 
-class MissingExtra(SessiontallyError):
+class MissingExtra(Unavailable):
     """A feature needs an optional dependency that is not installed; the message names the
     extra to install (``pip install 'sessiontally[postgres]'``)."""
 
