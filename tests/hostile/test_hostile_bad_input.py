@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile_support import RATE_HEADERS, assert_error, bearer, header, iso, tally
+from hostile_support import MISSING_KEY, RATE_HEADERS, assert_error, bearer, header, iso, tally
 
 from sessiontally import limits
 
@@ -208,7 +208,7 @@ CASES: list[Case] = [
         400,
         "'sessions' must be an array of session objects",
     ),
-    Case("no-key-body-not-read", lambda c: _unauthenticated_upload(c, ""), 401, "Invalid API key"),
+    Case("no-key-body-not-read", lambda c: _unauthenticated_upload(c, ""), 401, MISSING_KEY["message"]),
     Case(
         "garbage-key-body-not-read",
         lambda c: _unauthenticated_upload(c, "Authorization: Bearer nope\r\n"),
@@ -219,7 +219,7 @@ CASES: list[Case] = [
         "users-no-key-body-not-read",
         lambda c: _unauthenticated_upload(c, "", "/users/track"),
         401,
-        "Invalid API key",
+        MISSING_KEY["message"],
     ),
     # not JSON at all
     Case("empty-body", lambda c: c.post("/sessions/track", b""), 400, contains=NOT_JSON),
