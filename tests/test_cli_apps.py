@@ -181,7 +181,7 @@ def test_every_command_has_a_one_line_help() -> None:
 
     for path, group in groups(main, []):
         listing = CliRunner().invoke(main, [*path, "--help"], terminal_width=80).stdout
-        commands = listing.split("Commands:\n", 1)[1].splitlines()
+        commands = listing.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
         assert len(commands) == len(group.commands), path
         for line in commands:
             name, _, summary = line.strip().partition(" ")

@@ -147,6 +147,51 @@ def test_no_reference_to_files_outside_the_repository(document: Path) -> None:
     assert "../shared" not in text, f"{document.name} refers to ../shared"
 
 
+# A file mentioned in plain text (``bench/RESULTS.md``, ``store/sql.py``): resolved against
+# the repository, the document's folder and the package, it must be one of the repository.
+_FILE_MENTION = re.compile(
+    r"(?<![\w/.:-])((?:~/|\.{1,2}/|/)?(?:[\w.-]+/)+[\w.-]+"
+    r"\.(?:md|py|txt|json|toml|lock|ya?ml|sh|png|js|css|html|sql|cfg|ini))\b"
+)
+_PACKAGE = ROOT / "src" / "sessiontally"
+# Folders of a machine, never of the repository: a document must not send readers there.
+_MACHINE_FOLDERS = re.compile(r"(?<![\w.-])(?:~|/(?:home|work|root|Users|tmp|mnt|shared))/[\w.-]")
+
+
+def _outside_mentions(document: Path, text: str) -> list[str]:
+    found = []
+    for mention in _FILE_MENTION.findall(text):
+        if mention.startswith("/") or re.match(r"[\w-]+\.[a-z]{2,}/", mention):
+            continue  # a path the server serves (/js/sessiontally.js), or a web address
+        if mention.startswith("~/"):
+            found.append(mention)
+            continue
+        bases = (ROOT, document.parent, _PACKAGE)
+        inside = [(base / mention).resolve() for base in bases]
+        if not any(path.is_relative_to(ROOT) and path.exists() for path in inside):
+            found.append(mention)
+    found += [match.group(0) for match in _MACHINE_FOLDERS.finditer(text)]
+    found += re.findall(r"\bCONTRACT\b", text)  # the brief the project was built from
+    return found
+
+
+@pytest.mark.parametrize("document", _documentation(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_plain_text_mention_of_a_file_outside_the_repository(document: Path) -> None:
+    if document.suffix != ".md":
+        return
+    text = document.read_text(encoding="utf-8")
+    assert not _outside_mentions(document, text), f"{document.name}: {_outside_mentions(document, text)}"
+
+
+def test_the_mention_checker_sees_mentions() -> None:
+    """The check above must not pass because it finds nothing."""
+    sample = ("see ../shared/NOTES.md, ~/notes/x.md, /work/main/docs/x.md, CONTRACT section 4, "
+              "docs/nothing-here.md; but docs/api.md, store/sql.py, /js/sessiontally.js and "
+              "sqlite.org/walformat.html are fine")
+    assert _outside_mentions(ROOT / "docs" / "cli.md", sample) == [
+        "../shared/NOTES.md", "~/notes/x.md", "docs/nothing-here.md", "~/n", "/work/m", "CONTRACT"]
+
+
 def test_api_reference_is_linked_from_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/api.md" in _relative_links(readme)

@@ -131,10 +131,23 @@ def resolve_workspace(store: Store, ref: str) -> Workspace:
     return workspace
 
 
+# The platforms an app may be created with (Braze's app platforms, and "other"). Apps
+# stored before the list existed keep whatever they have: only a new app is checked.
+PLATFORMS = ("ios", "android", "web", "tvos", "macos", "windows", "roku", "kindle", "other")
+
+
+def check_platform(platform: str) -> str:
+    """``platform`` in lower case, or InvalidInput naming the platforms there are."""
+    chosen = platform.strip().lower()
+    if chosen not in PLATFORMS:
+        raise InvalidInput(f"platform {platform!r} is not one of {', '.join(PLATFORMS)}")
+    return chosen
+
+
 def create_app(store: Store, workspace: Workspace, name: str, platform: str | None = None) -> App:
     name = _name(name, "app name")
     if platform is not None:
-        platform = _name(platform, "platform").lower()
+        platform = check_platform(platform)
     return store.create_app(workspace.workspace_id, str(uuid.uuid4()), name, platform)
 
 

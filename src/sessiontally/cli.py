@@ -24,8 +24,8 @@ import click
 import orjson
 
 from . import admin, buckets, keys, limits, members, retention
-from .config import DATABASE, SETTINGS, Setting, Settings, redacted_url, sqlite_file
-from .errors import SessiontallyError, StoreUnavailable
+from .config import DATABASE, HOST, PORT, SETTINGS, Setting, Settings, redacted_url, sqlite_file
+from .errors import SessiontallyError, StoreUnavailable, needs_extra
 from .store import check_scheme, open_store
 from .store.base import App, KeyInfo, Member, Segment, Store, Workspace
 
@@ -106,7 +106,8 @@ def _store() -> Store:
     try:
         check_scheme(url)
         if path is None:
-            from .store.postgres import check_reachable
+            with needs_extra("postgres"):
+                from .store.postgres import check_reachable
 
             check_reachable(url)
         store = open_store(url)
@@ -114,6 +115,8 @@ def _store() -> Store:
         store.migrate()
     except StoreUnavailable as exc:  # one line: the cause, then which database
         raise click.ClickException(f"{exc.message} ({_safe_url(url)})") from None
+    except SessiontallyError as exc:  # a missing extra, a SQLite file that cannot be: one line
+        raise click.ClickException(exc.message) from None
     except Exception as exc:  # a bad URL or unreachable database: one line, no traceback
         raise click.ClickException(f"cannot open store {_safe_url(url)}: {exc}") from None
     if new and path is not None:  # said once the command has succeeded (OneLineErrors)
@@ -166,7 +169,19 @@ class OneLineErrors(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=OneLineErrors)
+EXAMPLE_SESSION = """\b
+Example session (store: ./sessiontally.sqlite3, or give --database URL):
+  sessiontally demo              # demo data; prints a key and curl lines
+  sessiontally serve             # API and dashboard at http://127.0.0.1:8000/
+  sessiontally workspace create acme --time-zone Europe/Berlin
+  sessiontally app create --workspace acme Web --platform web
+  sessiontally key create --workspace acme --name etl \\
+      --permission sessions.data_series
+  sessiontally COMMAND --help    # each command's options
+"""
+
+
+@click.group(cls=OneLineErrors, epilog=EXAMPLE_SESSION)
 @setting_option(DATABASE)
 @click.version_option(package_name="sessiontally")
 @click.pass_context
@@ -182,7 +197,7 @@ def main(ctx: click.Context, database: str | None) -> None:
 @database_option
 @serve_options
 def serve(**given: Any) -> None:
-    """Run the HTTP API.
+    """Run the HTTP API and the dashboard.
 
     The port is bound before anything is said to be served: a port in use, or an address
     that cannot be bound, is one line on stderr and exit status 1. Then a banner names the
@@ -193,6 +208,12 @@ def serve(**given: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     _store().close()  # apply migrations once, before any worker starts
+    from .ratelimit import check_installed
+
+    try:
+        check_installed(settings)
+    except SessiontallyError as exc:
+        raise click.ClickException(exc.message) from None
     _run_server(settings)
 
 
@@ -553,7 +574,8 @@ def app() -> None:
 @database_option
 @click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
 @click.argument("name")
-@click.option("--platform", default=None, help="ios, android, web, ... (stored in lower case).")
+@click.option("--platform", default=None, metavar="PLATFORM",
+              help=f"One of: {', '.join(admin.PLATFORMS)} (any case).")
 @click.option("--json", "as_json", is_flag=True, help="Print the app as a JSON object.")
 @_admin
 def app_create(workspace_ref: str, name: str, platform: str | None, as_json: bool) -> None:
@@ -1114,17 +1136,36 @@ def import_sessions(workspace_ref: str, file: str, fmt: str | None, time_zone: s
 @click.option("--days", default=120, show_default=True, type=click.IntRange(1, 3650))
 @click.option("--users", default=5000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--host", default=None, type=SettingValue(HOST), metavar="HOST",
+              help=f"The address serve will listen on, for the printed commands (serve --host).  "
+              f"[default: {HOST.default_text}]")
+@click.option("--port", default=None, type=SettingValue(PORT), metavar="PORT",
+              help=f"The port serve will listen on, for the printed commands (serve --port).  "
+              f"[default: {PORT.default_text}]")
 @_admin
-def demo_workspace(name: str, days: int, users: int, seed: int) -> None:
-    """Create a demo workspace with months of data.
+def demo_workspace(name: str, days: int, users: int, seed: int, host: str | None,
+                   port: int | None) -> None:
+    """Create a demo workspace with months of data and a key.
 
     The workspace (America/New_York) gets apps, users, segments and months of sessions,
-    then a key with every permission; it prints the write keys and curl commands ready
-    to paste."""
+    then a key with every permission (replacing the key of an earlier run, which is
+    revoked); it prints the write keys and curl commands ready to paste, for a server
+    started with the same --host and --port."""
     from . import demo
 
+    chosen_host, chosen_port = HOST.value(os.environ, host), PORT.value(os.environ, port)
+    serve_command = " ".join(["sessiontally serve",
+                              *([f"--host {chosen_host}"] if chosen_host != HOST.default else []),
+                              *([f"--port {chosen_port}"] if chosen_port != PORT.default else [])])
     store = _store()
     result = demo.run_demo(store, name, days=days, users=users, seed=seed,
                            log=lambda line: click.echo(line, err=True))
-    click.echo(demo.curl_commands(result))
-    click.echo(demo.dashboard_lines(result))
+    base_url = _base_url(_reachable(chosen_host), chosen_port)
+    click.echo(demo.curl_commands(result, base_url, serve_command))
+    click.echo(demo.dashboard_lines(result, base_url, serve_command))
+
+
+def _reachable(host: str) -> str:
+    """The address a client on this machine reaches a server listening on ``host`` at:
+    the loopback address for the wildcard ones."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)

@@ -11,6 +11,7 @@ ingest would, and never start in the future.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
@@ -129,7 +130,9 @@ def run_demo(
     log: Callable[[str], None] = lambda line: None,
 ) -> DemoResult:
     """Create the demo workspace and its data, then a key with every permission. If the
-    workspace exists, its data is left alone and only a new key is created."""
+    workspace exists, its data is left alone and only the key is replaced: the earlier
+    keys named "demo" are revoked (said through ``log``), so that runs do not pile up
+    full-permission keys nobody can find."""
     existing = store.find_workspace(name)
     if existing is None:
         try:
@@ -139,9 +142,9 @@ def run_demo(
             if existing is None:
                 raise
     if existing is not None:
-        log(f"workspace {name!r} already exists: its data is left as it is; created a new key")
+        log(f"workspace {name!r} already exists: its data is left as it is")
         return DemoResult(existing, store.list_apps(existing.workspace_id),
-                          _new_key(store, existing), False, 0,
+                          _new_key(store, existing, log), False, 0,
                           store.list_segments(existing.workspace_id, 0, 100, False),
                           *demo_member(store, existing))
 
@@ -174,7 +177,7 @@ def run_demo(
             if sent.get(app.app_key):
                 store.record_events(workspace.workspace_id, app, sent[app.app_key], now_us, classifier)
     recorded = store.count_raw_sessions(workspace.workspace_id)
-    key = _new_key(store, workspace)
+    key = _new_key(store, workspace, log)
     log(
         f"created workspace {name!r} ({DEMO_ZONE}, id {workspace.workspace_id}) with apps "
         f"{', '.join(a.name for a in apps)}: {users:,} users, {recorded:,} sessions over the "
@@ -222,26 +225,45 @@ def _uninstall(session: NewSession, now_us: int) -> NewEvent:
                     session.external_id, session.external_id, at, now_us)
 
 
-def _new_key(store: Store, workspace: Workspace) -> str:
-    return admin.create_key(store, workspace, "demo", keys.PERMISSIONS).key
+DEMO_KEY_NAME = "demo"
 
 
-def dashboard_lines(result: DemoResult, base_url: str = BASE_URL) -> str:
+def _new_key(store: Store, workspace: Workspace, log: Callable[[str], None]) -> str:
+    """A new key with every permission, named DEMO_KEY_NAME, in place of the earlier ones
+    of that name (revoked: the demo prints its key, so an older one is lost anyway)."""
+    earlier = [each for each in admin.list_keys(store, workspace)
+               if each.name == DEMO_KEY_NAME and each.revoked_at is None]
+    for each in earlier:
+        with contextlib.suppress(NotFound):  # revoked meanwhile by someone else
+            admin.revoke_key(store, workspace, str(each.key_id))
+    created = admin.create_key(store, workspace, DEMO_KEY_NAME, keys.PERMISSIONS)
+    if earlier:
+        ids = ", ".join(str(each.key_id) for each in earlier)
+        log(f"revoked the earlier demo key (id {ids}) and created a new one (id {created.key_id})")
+    return created.key
+
+
+SERVE = "sessiontally serve"
+
+
+def dashboard_lines(result: DemoResult, base_url: str = BASE_URL, serve: str = SERVE) -> str:
     """Where the dashboard is and how to sign in to it."""
     return "\n".join([
-        f"# the dashboard: start the server (sessiontally serve), then open {base_url}/",
+        f"# the dashboard: start the server ({serve}), then open {base_url}/",
         f"#   e-mail:   {result.member_email}",
         f"#   password: {result.member_password}",
     ])
 
 
-def curl_commands(result: DemoResult, base_url: str = BASE_URL) -> str:
-    """Ready-to-paste commands (comment lines start with '#')."""
+def curl_commands(result: DemoResult, base_url: str = BASE_URL, serve: str = SERVE) -> str:
+    """Ready-to-paste commands (comment lines start with '#') for a server at ``base_url``,
+    started with ``serve``."""
     header = f"-H 'Authorization: Bearer {result.key}'"
     url = f"{base_url}/sessions/data_series"
     out = [
         f"# sessions per day over the last 30 days (workspace {result.workspace.name!r}, "
-        f"{result.workspace.time_zone}); start the API with: sessiontally serve",
+        f"{result.workspace.time_zone}); start the API with: {serve}",
+        "# (a server on another host or port: sessiontally demo --host H --port P prints these for it)",
         f"curl -s {header} '{url}?length=30&unit=day'",
     ]
     if result.apps:

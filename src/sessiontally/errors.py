@@ -19,6 +19,7 @@ of HTTP.
     · StoreUnavailable        the database (down, restarting, no pooled connection in time)
     · StoreBusy               the database stayed locked past the wait allowed
     · RateLimiterUnavailable  the rate-limit counters (file or Redis) cannot be reached
+    · MissingExtra            an optional dependency (pyproject's extras) is not installed
 
 ``WouldBlock`` is not an error: the service raises it when an answer would need a scan,
 so that a caller on an event loop retries the call in a worker thread.
@@ -26,6 +27,8 @@ so that a caller on an event loop retries the call in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -108,6 +111,33 @@ class StoreBusy(Unavailable):
 
 class RateLimiterUnavailable(Unavailable):
     """The rate-limit counters cannot be reached: the request must not be served uncounted."""
+
+
+class MissingExtra(Unavailable):
+    """A feature needs an optional dependency that is not installed; the message names the
+    extra to install (``pip install 'sessiontally[postgres]'``)."""
+
+
+# The extras of pyproject.toml: the modules each brings, and what they are for.
+EXTRAS = {
+    "postgres": (frozenset({"psycopg", "psycopg_pool", "psycopg_binary"}), "PostgreSQL"),
+    "redis": (frozenset({"redis"}), "Redis"),
+}
+
+
+@contextmanager
+def needs_extra(extra: str) -> Iterator[None]:
+    """Imports in this block that fail for a module of ``extra`` raise MissingExtra, whose
+    one line says what to install (not ``No module named 'psycopg'``)."""
+    modules, what = EXTRAS[extra]
+    try:
+        yield
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in modules:
+            raise
+        raise MissingExtra(f"{what} support is not installed (no module {missing!r}): "
+                           f"pip install 'sessiontally[{extra}]'") from None
 
 
 class WouldBlock(Exception):

@@ -39,6 +39,9 @@ from .store.base import ApiKey, App, NewSession, Store, Workspace
 log = logging.getLogger("sessiontally.service")
 
 INVALID_KEY = "Invalid API key"
+# No key at all: say how to send one (a wrong key stays INVALID_KEY, which tells nothing).
+MISSING_KEY = ("Missing API key: send it in the header 'Authorization: Bearer <key>' "
+               "(or as the api_key parameter)")
 KEY_TOUCH_INTERVAL_S = 60
 
 
@@ -146,7 +149,10 @@ class Service:
     # ------------------------------------------------------------------ access
 
     def authenticate(self, token: str | None, client_ip: str | None) -> Principal:
-        """The key's principal, or Unauthenticated (one message for every reason)."""
+        """The key's principal, or Unauthenticated: MISSING_KEY when none was sent (None),
+        else one message for every reason."""
+        if token is None:
+            raise Unauthenticated(MISSING_KEY)
         if not token or len(token) > keys.MAX_KEY_LENGTH:
             raise Unauthenticated(INVALID_KEY)
         workspace_id = keys.workspace_of(token)

@@ -32,23 +32,29 @@ _OFFSET = re.compile(r"\ ?(?P<sign>[+\- ])(?P<hours>\d{1,2})(?::?(?P<minutes>\d{
 
 MAX_TEXT_LENGTH = 64
 
+# The examples in messages, each accepted by the field the message is about: a bare date
+# is no instant (it has no offset), so the fields that need one show datetimes only.
+TIMESTAMP_EXAMPLES = "e.g. 2025-06-01 or 2025-06-01T12:00:00Z"
+INSTANT_EXAMPLES = "e.g. 2025-06-01T12:00:00Z or 2025-06-01T14:00:00+02:00"
+
 
 class TimeParseError(ValueError):
     """The text is not one of the accepted ISO-8601 forms (the message says why)."""
 
 
-def parse_timestamp(text: str) -> datetime:
+def parse_timestamp(text: str, *, needs_offset: bool = False) -> datetime:
     """Parse a date or datetime; aware if it carried an offset, naive (wall time) if not.
 
-    A bare date is midnight wall time.
+    A bare date is midnight wall time. An unreadable text is told examples of the caller's
+    field: datetimes with an offset when ``needs_offset``.
     """
     if len(text) > MAX_TEXT_LENGTH:
         raise TimeParseError("is too long to be an ISO-8601 date or datetime")
     match = _PATTERN.fullmatch(text)
     if match is None:
-        raise TimeParseError(
-            "is not an ISO-8601 date or datetime (e.g. 2025-06-01 or 2025-06-01T12:00:00Z)"
-        )
+        if needs_offset:
+            raise TimeParseError(f"is not an ISO-8601 datetime with an offset ({INSTANT_EXAMPLES})")
+        raise TimeParseError(f"is not an ISO-8601 date or datetime ({TIMESTAMP_EXAMPLES})")
     parts = match.groupdict()
     try:
         day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
@@ -70,9 +76,9 @@ def parse_timestamp(text: str) -> datetime:
 
 def parse_instant(text: str) -> datetime:
     """Parse a datetime that must carry an offset (recorded session times)."""
-    value = parse_timestamp(text)
+    value = parse_timestamp(text, needs_offset=True)
     if value.tzinfo is None:
-        raise TimeParseError("must be an ISO-8601 datetime with an offset (e.g. 'Z' or '+02:00')")
+        raise TimeParseError(f"must be an ISO-8601 datetime with an offset ({INSTANT_EXAMPLES})")
     return value
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 from e2e_support import (
     INVALID_KEY,
+    MISSING_KEY,
     assert_no_rate_headers,
     assert_rate_headers,
     bearer,
@@ -41,8 +42,12 @@ def test_bearer_and_api_key_parameter_both_work(client, tenant):
 
 
 def test_no_key(client):
-    assert_invalid_key(client.get(SERIES))
-    assert_invalid_key(client.post("/sessions/track", json={"sessions": []}))
+    """No key at all is told how to send one (issue 22, item 5)."""
+    for response in (client.get(SERIES), client.post("/sessions/track", json={"sessions": []})):
+        assert response.status_code == 401, (response.status_code, response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == MISSING_KEY
+        assert_no_rate_headers(response)
 
 
 def test_unknown_key(client, tenant):

@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 
 INVALID_KEY = {"message": "Invalid API key"}
+# No key at all is told how to send one (issue 22, item 5).
+MISSING_KEY = {"message": "Missing API key: send it in the header 'Authorization: Bearer <key>' "
+                          "(or as the api_key parameter)"}
 OVER_LIMIT = {"message": "Over rate limit"}
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile_support import INVALID_KEY, RATE_HEADERS, bearer, iso, tally
+from hostile_support import INVALID_KEY, MISSING_KEY, RATE_HEADERS, bearer, iso, tally
 from tracking_http_support import batch, message
 
 from sessiontally import admin
@@ -253,7 +253,15 @@ def test_isolation_matrix(shared_server, shared_db, tenants, endpoint, condition
             assert name not in response.headers
 
     expect = invalid
-    if condition == "malformed header":
+    if condition == "no key":
+
+        def expect(response: httpx.Response) -> None:  # told how to send one, nothing else
+            assert response.status_code == 401, (response.status_code, response.text)
+            assert response.json() == MISSING_KEY
+            assert response.headers["content-type"] == "application/json"
+            for name in RATE_HEADERS:
+                assert name not in response.headers
+    elif condition == "malformed header":
         headers["Authorization"] = f"Basic {a.key}"
         api_key = a.key  # a malformed header is not rescued by the parameter either
     elif condition == "revoked key":

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .. import keys, limits
-from ..service import INVALID_KEY
+from ..service import INVALID_KEY, MISSING_KEY
 from .memo import QueryMemo
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ def refuse_before_body(scope: Scope) -> Response | None:
     if len(scope.get("query_string", b"")) > limits.MAX_QUERY_STRING_BYTES:
         return message_response(414, "Query string too long")
     token = presented_key(scope, query_pairs(scope))
+    if token is None:
+        return message_response(401, MISSING_KEY)
     if not token or len(token) > keys.MAX_KEY_LENGTH or keys.workspace_of(token) is None:
         return message_response(401, INVALID_KEY)
     return None

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from .. import __version__, limits
+from ..service import INVALID_KEY, MISSING_KEY
 
 _MESSAGE = {
     "type": "object",
@@ -36,7 +37,7 @@ _RETRY_SOON = {"Retry-After": {"schema": {"type": "integer"}, "example": 1,
 _IOS_APP = "01731e03-428a-40c9-b810-2456fbbd6577"
 _US_SEGMENT = "e74786f2-d77e-47fc-9ce7-46665d689ba3"
 _PAYING_SEGMENT = "c2c8cfce-d61b-4b05-9447-b553538034b2"
-_INVALID_KEY = "Invalid API key"
+_INVALID_KEY = INVALID_KEY
 
 
 def _error(description: str, with_rate_headers: bool = True, example: str | None = None,
@@ -53,7 +54,8 @@ def _error(description: str, with_rate_headers: bool = True, example: str | None
 
 def _common_errors(permission: str) -> dict[str, Any]:
     return {
-        "401": _error("missing, unknown or revoked key, or address not allowed", False, _INVALID_KEY),
+        "401": _error(f"no key (`{MISSING_KEY}`); a malformed, unknown or revoked key, or an "
+                      f"address not allowed (`{INVALID_KEY}`)", False, _INVALID_KEY),
         "403": _error("the key lacks the endpoint's permission", True,
                       f"Access Denied: this API key does not have the {permission} permission"),
         "429": _error("over the workspace's hourly rate limit", True, "Over rate limit", _RETRY_AFTER),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from ..config import Settings, redacted_url, sqlite_file
+from ..errors import needs_extra
 from .base import WINDOW_SECONDS, RateDecision, RateLimiter, decide, window_of
 from .file import RATE_COUNTERS_SUFFIX, FileRateLimiter
 from .postgres import PostgresRateLimiter
@@ -24,6 +25,7 @@ __all__ = [
     "RATE_COUNTERS_SUFFIX",
     "WINDOW_SECONDS",
     "FileRateLimiter",
+    "check_installed",
     "PostgresRateLimiter",
     "RateDecision",
     "RateLimiter",
@@ -44,6 +46,14 @@ def open_limiter(settings: Settings) -> RateLimiter:
     if path is not None:
         return FileRateLimiter(path + RATE_COUNTERS_SUFFIX)
     return PostgresRateLimiter(settings.database)
+
+
+def check_installed(settings: Settings) -> None:
+    """MissingExtra when the limiter ``settings`` call for needs a client that is not
+    installed (Redis): said once, before a server starts its workers."""
+    if settings.redis_url:
+        with needs_extra("redis"):
+            import redis  # noqa: F401  # optional dependency
 
 
 def describe_limiter(settings: Settings) -> str:

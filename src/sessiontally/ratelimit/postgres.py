@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import StoreUnavailable
+from ..errors import StoreUnavailable, needs_extra
 from .base import RateDecision, decide, window_of
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ class PostgresRateLimiter:
     dependency = "store"
 
     def __init__(self, url: str) -> None:
-        import psycopg  # optional dependency, imported when used
-        from psycopg_pool import ConnectionPool, PoolTimeout
+        with needs_extra("postgres"):
+            import psycopg  # optional dependency, imported when used
+            from psycopg_pool import ConnectionPool, PoolTimeout
 
         self._unavailable = (psycopg.OperationalError, PoolTimeout)
 

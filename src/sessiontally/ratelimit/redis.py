@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import RateLimiterUnavailable
+from ..errors import RateLimiterUnavailable, needs_extra
 from .base import WINDOW_SECONDS, RateDecision, decide, window_of
 
 
@@ -16,9 +16,10 @@ class RedisRateLimiter:
 
     def __init__(self, url: str, prefix: str = "sessiontally:") -> None:
         self.prefix = prefix
-        import redis  # optional dependency
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
+        with needs_extra("redis"):
+            import redis  # optional dependency
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
         # Any Redis failure (down, timing out, loading, read-only replica after a
         # failover, ...) means the request cannot be counted: RateLimiterUnavailable (503).

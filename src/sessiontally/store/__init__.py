@@ -4,9 +4,11 @@ force (flag, environment, default) is the business of ``sessiontally.config``.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..config import POSTGRES_SCHEMES, SQLITE_SCHEME, sqlite_file
+from ..errors import InvalidInput, needs_extra
 from .base import Store
 
 SCHEMES_HELP = "use a SQLite path, sqlite:///PATH or postgresql://..."
@@ -26,14 +28,36 @@ def open_store(url: str, read_cache: int | None = None) -> Store:
     check_scheme(url)
     path = sqlite_file(url)
     if path is None:
-        from .postgres import PostgresStore  # optional dependency
+        with needs_extra("postgres"):
+            from .postgres import PostgresStore  # optional dependency
 
         return PostgresStore(url)
     if path == url and url.startswith("sqlite://"):
         raise ValueError("use sqlite:///PATH (three slashes) or a plain file path")
+    check_sqlite_location(path)
     from .sqlite import SqliteStore
 
     if read_cache is None:
         return SqliteStore(Path(path))
     return SqliteStore(Path(path), read_cache=read_cache)
 
+
+
+def check_sqlite_location(path: str) -> None:
+    """InvalidInput, in one line with the cause, when ``path`` cannot be a SQLite database
+    file: its directory is missing or not writable, or it is a directory itself. Said
+    before SQLite (and the write turns beside the file) fail on it less clearly."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    shown = f"cannot open SQLite database {path}"
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise InvalidInput(f"{shown}: it is a directory")
+    if not os.path.exists(folder):
+        raise InvalidInput(f"{shown}: directory {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise InvalidInput(f"{shown}: {folder} is not a directory")
+    if not os.path.exists(path) and not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{shown}: cannot create files in directory {folder} (permission denied)")
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        raise InvalidInput(f"{shown}: permission denied (it must be readable and writable)")
