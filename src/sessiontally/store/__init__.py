@@ -27,3 +27,17 @@ def open_store(url: str, read_cache: int | None = None) -> Store:
         return SqliteStore(Path(path))
     return SqliteStore(Path(path), read_cache=read_cache)
 
+
+
+def distribute_on_citus(store: Store) -> list[tuple[str, str, bool]] | None:
+    """``sessiontally citus distribute``: apply the migrations and, on a Citus coordinator,
+    make every table a reference table or a table distributed by ``workspace_id``
+    (store/citus.py; idempotent). Each table's ``(name, "reference" | "distributed",
+    changed now)``, or None when the store is not on a Citus coordinator (SQLite, plain
+    PostgreSQL), where nothing is changed but the migrations."""
+    distribute = getattr(store, "distribute", None)
+    if distribute is None:  # SQLite
+        store.migrate()
+        return None
+    placements: list[tuple[str, str, bool]] | None = distribute()
+    return placements

@@ -26,7 +26,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import DuplicateName, StoreUnavailable
-from . import derived, kpis, sql
+from . import citus, derived, kpis, sql
 from .base import (
     App,
     Classifier,
@@ -193,8 +193,23 @@ class PostgresStore(SqlWrites, SqlReads):
         self.pool.close()
 
     def migrate(self) -> int:
+        """Apply the migrations not applied yet; on a Citus coordinator, also distribute
+        every table (store/citus.py), after each migration, so that the next one runs on
+        the distributed schema and an upgrade that adds a table needs no manual step."""
+        return self._migrate()[0]
+
+    def distribute(self) -> list[citus.Placement] | None:
+        """``sessiontally citus distribute``: migrate, and on a Citus coordinator make
+        every table a reference or distributed table (those already so are left); each
+        table's placement, or None when the database is not a Citus coordinator."""
+        return self._migrate()[1]
+
+    def _migrate(self) -> tuple[int, list[citus.Placement] | None]:
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            on_citus = citus.is_coordinator(conn)
+            if on_citus:
+                citus.prepare_transaction(conn)
             conn.execute(  # (PostgreSQL's column types: applied_at is 64-bit)
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
@@ -204,11 +219,17 @@ class PostgresStore(SqlWrites, SqlReads):
             for number, script in _migrations():
                 if number in done:
                     continue
-                conn.execute(script)
+                if on_citus:
+                    for statement in citus.statements(script):
+                        conn.execute(statement)
+                    citus.distribute(conn)  # before the next migration reads or alters its tables
+                else:
+                    conn.execute(script)
                 _execute(conn, sql.RECORD_MIGRATION, (number, int(time.time())))
                 version = number
+            placements = citus.distribute(conn) if on_citus else None
             sql.fill_write_keys(_SharedStatements(conn))
-        return version
+        return version, placements
 
     def _fetch_one(self, statement: str, params: Sequence[Any]) -> Row | None:
         with self._connection() as conn:
