@@ -82,8 +82,8 @@ def _tenants(url: str) -> list[tuple[Any, Any, str]]:
 
 
 def _ago(now: int, spread: int) -> str:
-    """An instant within the 99 days before ``now``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - spread % (99 * DAY_S)))
+    """An instant within the 90 days before ``now``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - spread % (90 * DAY_S)))
 
 
 def _ingest(base: str, tenants: list[tuple[Any, Any, str]], sessions: int, clients: int) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def _series(
     base: str, tenants: list[tuple[Any, Any, str]], requests: int, expected: dict[int, int]
 ) -> dict[str, Any]:
     clients = [Client(base, key) for _, _, key in tenants]
-    ending = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + DAY_S))
+    ending = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
     path = f"/sessions/data_series?length=100&unit=day&ending_at={ending}"
     samples: list[float] = []
     try:
