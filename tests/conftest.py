@@ -4,7 +4,10 @@ Engines: every test that uses ``db``, ``shared_db``, ``store`` or a server built
 runs twice, once per engine (ids ``[sqlite]`` and ``[postgres]``): SQLite is a temp file;
 PostgreSQL is a fresh database ``st_test_<random>`` created on the server named by
 ``SESSIONTALLY_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
-and dropped (``WITH (FORCE)``) at teardown. When PostgreSQL cannot be reached, the
+and dropped (``WITH (FORCE)``) at teardown. A third engine, ``[citus]``, runs the store-level,
+end-to-end, oracle and crash modules (CITUS_MODULES) on the Citus cluster named by
+``SESSIONTALLY_TEST_CITUS`` (db_support; skipped without one, failed with
+``SESSIONTALLY_REQUIRE_CITUS=1``). When PostgreSQL cannot be reached, the
 PostgreSQL variants skip and say why; with ``SESSIONTALLY_REQUIRE_POSTGRES=1`` (CI) they
 fail instead, and so does any other test skipped for want of PostgreSQL.
 ``SESSIONTALLY_REQUIRE_REDIS=1`` does the same for Redis (``redis_url``). The helpers
