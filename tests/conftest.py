@@ -4,7 +4,10 @@ Engines: every test that uses ``db``, ``shared_db``, ``store`` or a server built
 runs twice, once per engine (ids ``[sqlite]`` and ``[postgres]``): SQLite is a temp file;
 PostgreSQL is a fresh database ``st_test_<random>`` created on the server named by
 ``SESSIONTALLY_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
-and dropped (``WITH (FORCE)``) at teardown. When PostgreSQL cannot be reached, the
+and dropped (``WITH (FORCE)``) at teardown. A third engine, ``[citus]``, runs the store-level,
+end-to-end, oracle and crash modules (CITUS_MODULES) on the Citus cluster named by
+``SESSIONTALLY_TEST_CITUS`` (db_support; skipped without one, failed with
+``SESSIONTALLY_REQUIRE_CITUS=1``). When PostgreSQL cannot be reached, the
 PostgreSQL variants skip and say why; with ``SESSIONTALLY_REQUIRE_POSTGRES=1`` (CI) they
 fail instead, and so does any other test skipped for want of PostgreSQL.
 ``SESSIONTALLY_REQUIRE_REDIS=1`` does the same for Redis (``redis_url``). The helpers
@@ -42,11 +45,14 @@ import pytest
 from db_support import (  # noqa: F401 - free_port and the rest re-exported for test modules
     ENGINES,
     REDIS_TEST_URL,
+    REQUIRE_CITUS,
     REQUIRE_POSTGRES,
     REQUIRE_REDIS,
     engine_database,
+    finish_citus_databases,
     free_port,
     open_test_store,
+    require_citus,
     require_postgres,
     require_redis,
 )
@@ -80,12 +86,41 @@ passwords.use_fast_hashing_for_tests()
 # other test's that says the same). When that service is required, such a skip is a failure.
 _POSTGRES_MISSING = ("PostgreSQL not reachable", "psycopg is not installed")
 _REDIS_MISSING = ("Redis not reachable", "redis-py is not installed")
+_CITUS_MISSING = ("Citus not configured", "Citus not reachable")
+
+# Citus, the third engine, runs only these modules' engine variants (store level, end to
+# end, oracles, crashes, and the Citus tests themselves); elsewhere its variants are
+# deselected, so that the rest of the suite does not run three times.
+CITUS_MODULES = ("test_store_*.py", "*oracle*.py", "e2e/test_e2e_*.py", "hostile/*crash*.py",
+                 "test_citus*.py")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test over real HTTP against a real server")
     config.addinivalue_line("markers", "postgres: the PostgreSQL variant of an engine-parametrised test")
     config.addinivalue_line("markers", "redis: needs a Redis server")
+    config.addinivalue_line("markers", "citus: needs a Citus cluster (SESSIONTALLY_TEST_CITUS)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``citus`` variants of engine-parametrised tests outside CITUS_MODULES."""
+    root = Path(__file__).parent
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "citus" in callspec.params.values():
+            relative = Path(str(item.path)).relative_to(root) if root in item.path.parents else item.path
+            if not any(relative.match(pattern) for pattern in CITUS_MODULES):
+                dropped.append(item)
+                continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    finish_citus_databases()  # the Citus test databases still being dropped or made ahead
 
 
 @pytest.hookimpl(wrapper=True)
@@ -98,6 +133,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         for required, markers, variable in (
             (REQUIRE_POSTGRES, _POSTGRES_MISSING, "SESSIONTALLY_REQUIRE_POSTGRES"),
             (REQUIRE_REDIS, _REDIS_MISSING, "SESSIONTALLY_REQUIRE_REDIS"),
+            (REQUIRE_CITUS, _CITUS_MISSING, "SESSIONTALLY_REQUIRE_CITUS"),
         ):
             if required and any(marker in reason for marker in markers):
                 report.outcome = "failed"
@@ -189,13 +225,17 @@ class TestDatabase:
 
 @pytest.fixture(
     scope="session",
-    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)],
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres),
+            pytest.param("citus", marks=pytest.mark.citus)],
 )
 def engine(request: pytest.FixtureRequest) -> str:
-    """The store engine of this test variant: ``sqlite`` or ``postgres`` (skips or, when
-    required, fails the PostgreSQL variant if PostgreSQL cannot be reached)."""
+    """The store engine of this test variant: ``sqlite``, ``postgres`` or ``citus`` (skips
+    or, when required, fails the PostgreSQL or Citus variant if its server cannot be
+    reached; Citus variants run only in CITUS_MODULES)."""
     if request.param == "postgres":
         require_postgres()
+    if request.param == "citus":
+        require_citus()
     return str(request.param)
 
 

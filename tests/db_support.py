@@ -9,6 +9,13 @@ PostgreSQL: the server named by ``SESSIONTALLY_TEST_POSTGRES`` (default
 ``require_redis()`` skip the calling test with the reason, or fail it when
 ``SESSIONTALLY_REQUIRE_POSTGRES=1`` / ``SESSIONTALLY_REQUIRE_REDIS=1`` (CI).
 
+Citus, the third engine: the coordinator named by ``SESSIONTALLY_TEST_CITUS`` (no default;
+``tests/citus_cluster.py`` starts one, and ``.ci/run`` does so). Each test database
+``st_test_<random>`` is made on every node with the extension, the coordinator is told of
+itself and of the workers, and the store's ``migrate()`` distributes the schema (it does so
+on any Citus coordinator). ``require_citus()`` skips, or fails with
+``SESSIONTALLY_REQUIRE_CITUS=1``.
+
 Also what the tests that drive a service concurrently share: ``in_threads`` (run workers
 at once, fail with what they raised) and the hourly rate-limit window (``next_hour``,
 ``avoid_hour_boundary``, ``within_one_window``).
@@ -24,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,13 +39,15 @@ import pytest
 from sessiontally.store import open_store
 from sessiontally.store.base import Store
 
-ENGINES = ("sqlite", "postgres")
+ENGINES = ("sqlite", "postgres", "citus")
 POSTGRES_ADMIN_URL = os.environ.get(
     "SESSIONTALLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_TEST_URL = os.environ.get("SESSIONTALLY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REQUIRE_POSTGRES = os.environ.get("SESSIONTALLY_REQUIRE_POSTGRES") == "1"
 REQUIRE_REDIS = os.environ.get("SESSIONTALLY_REQUIRE_REDIS") == "1"
+CITUS_ADMIN_URL = os.environ.get("SESSIONTALLY_TEST_CITUS", "")
+REQUIRE_CITUS = os.environ.get("SESSIONTALLY_REQUIRE_CITUS") == "1"
 HOUR = 3600
 
 
@@ -90,11 +100,138 @@ def drop_postgres_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@functools.cache
+def citus_unavailable() -> str | None:
+    """Why Citus tests cannot run here, or None when they can."""
+    if not CITUS_ADMIN_URL:
+        return "Citus not configured: SESSIONTALLY_TEST_CITUS is unset (tests/citus_cluster.py)"
+    if postgres_unavailable() is not None and "psycopg" in str(postgres_unavailable()):
+        return f"Citus not reachable: {postgres_unavailable()}"
+    try:
+        import psycopg
+
+        with psycopg.connect(CITUS_ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
+            workers = conn.execute("SELECT count(*) FROM citus_get_active_worker_nodes()").fetchone()
+    except Exception as exc:  # any failure: say why, then skip
+        return f"Citus not reachable at {CITUS_ADMIN_URL}: {str(exc).strip()[:200]}"
+    if not workers or workers[0] < 2:
+        return f"Citus not reachable: fewer than two active workers at {CITUS_ADMIN_URL}"
+    return None
+
+
+def require_citus() -> None:
+    """Skip (or, when required, fail) the calling test if no Citus cluster is there."""
+    _skip_or_fail(citus_unavailable(), REQUIRE_CITUS, "SESSIONTALLY_REQUIRE_CITUS")
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def citus_workers(url: str = "") -> list[tuple[str, int]]:
+    """The (host, port) of the cluster's workers, as the coordinator's ``postgres``
+    database knows them."""
+    import psycopg
+
+    with psycopg.connect(url or CITUS_ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary'"
+            " ORDER BY nodeport"
+        ).fetchall()
+    return [(str(host), int(port)) for host, port in rows]
+
+
+def _make_citus_database() -> str:
+    import psycopg
+
+    name = f"st_test_{uuid.uuid4().hex[:16]}"
+    workers = citus_workers()
+
+    def on_worker(node: tuple[str, int]) -> None:
+        host, port = node
+        with psycopg.connect(f"postgresql://postgres@{host}:{port}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(f"postgresql://postgres@{host}:{port}/{name}", autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION citus")
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        made = [pool.submit(on_worker, node) for node in workers]
+        with psycopg.connect(CITUS_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = _with_database(CITUS_ADMIN_URL, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION citus")
+        for future in made:
+            future.result()
+    coordinator = psycopg.conninfo.conninfo_to_dict(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT citus_set_coordinator_host(%s, %s)",
+                     (coordinator.get("host", "127.0.0.1"), int(coordinator.get("port", 5432))))
+        for host, port in workers:
+            conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
+    return url
+
+
+# Making a database on three nodes takes a second or two, and dropping it as long: the
+# next test's database is made in the background while a test runs, and dropping happens
+# in the background too (finish_citus_databases waits for both at the end of the session).
+_citus_background = ThreadPoolExecutor(1, thread_name_prefix="citus-databases")
+_citus_next: list[Future[str]] = []
+
+
+def create_citus_database() -> str:
+    """A new, empty database on every node of the Citus cluster, the extension in each,
+    the workers added; returns the coordinator's URL of it (not yet migrated)."""
+    url = None
+    if _citus_next:
+        with contextlib.suppress(Exception):  # (made while a test had a worker stopped)
+            url = _citus_next.pop().result()
+    if url is None:
+        url = _make_citus_database()
+    _citus_next.append(_citus_background.submit(_make_citus_database))
+    return url
+
+
+def drop_citus_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    assert name.startswith("st_test_"), url  # never anything but our own
+    _citus_background.submit(_drop_citus_database, name)
+
+
+def _drop_citus_database(name: str) -> None:
+    import psycopg
+
+    with contextlib.suppress(Exception), psycopg.connect(CITUS_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for host, port in citus_workers():
+        with contextlib.suppress(Exception), psycopg.connect(  # (a worker left stopped)
+            f"postgresql://postgres@{host}:{port}/postgres", autocommit=True, connect_timeout=3
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def finish_citus_databases() -> None:
+    """Drop the database made ahead, and wait for the drops (conftest, at the session's end)."""
+    while _citus_next:
+        with contextlib.suppress(Exception):
+            drop_citus_database(_citus_next.pop().result())
+    _citus_background.shutdown(wait=True)
+
+
 @contextlib.contextmanager
 def engine_database(engine: str, folder: Path) -> Iterator[str]:
     """The URL of a new, empty database of ``engine`` (dropped or left in ``folder`` after)."""
     if engine == "sqlite":
         yield str(folder / f"sessiontally-{uuid.uuid4().hex[:8]}.sqlite3")
+        return
+    if engine == "citus":
+        require_citus()
+        url = create_citus_database()
+        try:
+            yield url
+        finally:
+            drop_citus_database(url)
         return
     assert engine == "postgres", engine
     require_postgres()

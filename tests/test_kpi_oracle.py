@@ -334,7 +334,7 @@ def oracle_store(request, tmp_path_factory):
         yield request.param, opened
 
 
-EXAMPLES = {"sqlite": 150, "postgres": 80}  # ~25 s and ~35 s
+EXAMPLES = {"sqlite": 150, "postgres": 80, "citus": 30}  # ~25 s, ~35 s and ?
 ORDERINGS = 3
 NEW_ZONES = ("Asia/Kathmandu", "Australia/Lord_Howe", "America/Los_Angeles", "UTC")
 

@@ -337,10 +337,11 @@ def test_apps_made_before_the_tracking_migration_get_write_keys(engine, tmp_path
 
     from sessiontally.store import open_store
 
-    folder = resources.files("sessiontally.store") / "migrations" / engine
+    dialect = "sqlite" if engine == "sqlite" else "postgres"  # (Citus runs PostgreSQL's)
+    folder = resources.files("sessiontally.store") / "migrations" / dialect
     older = sorted(entry for entry in folder.iterdir() if entry.name < "0004")
     with engine_database(engine, tmp_path) as url:
-        if engine == "postgres":
+        if engine in ("postgres", "citus"):
             import psycopg
 
             with psycopg.connect(url, autocommit=True) as conn:

@@ -377,7 +377,7 @@ def service_at(store: Store, now_us: int) -> Any:
     return service_for(store, FakeClock(now_us / S))
 
 
-EXAMPLES = {"sqlite": 100, "postgres": 60}
+EXAMPLES = {"sqlite": 100, "postgres": 60, "citus": 25}
 ORDERINGS = 3
 
 

@@ -1169,3 +1169,42 @@ def _reachable(host: str) -> str:
     """The address a client on this machine reaches a server listening on ``host`` at:
     the loopback address for the wildcard ones."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+# ------------------------------------------------------------------------- citus
+
+
+@main.group()
+def citus() -> None:
+    """Running on a Citus cluster (docs/operations.md)."""
+
+
+@citus.command("distribute")
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one per table.")
+def citus_distribute(as_json: bool) -> None:
+    """Distribute every table on a Citus coordinator (idempotent).
+
+    Applies the migrations, then makes each table a reference table or a table distributed
+    by workspace_id, co-located (tables already so are left as they are). Migrations do
+    this by themselves on a coordinator; the command does it on demand and says where
+    each table is. Not on a Citus coordinator (SQLite, plain PostgreSQL): says so and
+    changes nothing; exit status 0 either way.
+    """
+    from .store import distribute_on_citus
+
+    ctx = click.get_current_context()
+    url = DATABASE.value(os.environ, _database_given())
+    try:
+        store = open_store(url)
+        ctx.call_on_close(store.close)
+        placements = distribute_on_citus(store)
+    except Exception as exc:  # unreachable database, a table Citus refuses: one line
+        raise click.ClickException(f"cannot distribute {_safe_url(url)}: {exc}") from None
+    if placements is None:
+        click.echo("not a Citus coordinator; nothing to do")
+        return
+    for table, kind, changed in placements:
+        state = "made" if changed else "already"
+        _emit(as_json, f"{table}: {state} {kind}",
+              {"table": table, "placement": kind, "changed": changed})

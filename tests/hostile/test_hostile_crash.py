@@ -71,7 +71,7 @@ class Pause:
 def _wait_store_quiet(db) -> None:
     """PostgreSQL: wait until no backend of the killed server is still running a statement
     (a COMMIT received before the kill completes after it)."""
-    if db.engine != "postgres":
+    if db.engine not in ("postgres", "citus"):
         return
     import psycopg
 

@@ -105,7 +105,7 @@ def _wire(event: dict[str, Any]) -> dict[str, Any]:
 
 def _wait_store_quiet(db) -> None:
     """PostgreSQL: wait until no backend of the killed server is still running a statement."""
-    if db.engine != "postgres":
+    if db.engine not in ("postgres", "citus"):
         return
     import psycopg
 

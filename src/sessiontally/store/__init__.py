@@ -61,3 +61,17 @@ def check_sqlite_location(path: str) -> None:
         raise InvalidInput(f"{shown}: cannot create files in directory {folder} (permission denied)")
     if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
         raise InvalidInput(f"{shown}: permission denied (it must be readable and writable)")
+
+
+def distribute_on_citus(store: Store) -> list[tuple[str, str, bool]] | None:
+    """``sessiontally citus distribute``: apply the migrations and, on a Citus coordinator,
+    make every table a reference table or a table distributed by ``workspace_id``
+    (store/citus.py; idempotent). Each table's ``(name, "reference" | "distributed",
+    changed now)``, or None when the store is not on a Citus coordinator (SQLite, plain
+    PostgreSQL), where nothing is changed but the migrations."""
+    distribute = getattr(store, "distribute", None)
+    if distribute is None:  # SQLite
+        store.migrate()
+        return None
+    placements: list[tuple[str, str, bool]] | None = distribute()
+    return placements

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import DuplicateName, StoreUnavailable, WorkspaceGone
-from . import derived, erasure, kpis, sql
+from ..errors import DuplicateName, StoreUnavailable
+from . import citus, derived, erasure, kpis, sql
 from .base import (
     App,
     Classifier,
@@ -66,19 +66,53 @@ def map_postgres_errors() -> Iterator[None]:
       down, or no pooled connection within POOL_TIMEOUT_S (``PoolTimeout``): StoreUnavailable
       (the API answers 503 with Retry-After). ``OperationalError`` also covers transient
       transaction conflicts (serialization failures, deadlocks), which a retry resolves.
+    * On Citus, a worker node that cannot be reached: StoreUnavailable too, whether the
+      coordinator reports it as a connection failure (an ``OperationalError``) or, for a
+      connection its transaction had already used, as an internal error.
     * A unique violation on ``workspaces`` (its one unique column is the name) or on
       ``members`` (the e-mail): DuplicateName.
     """
     try:
         yield
     except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.table_name == "members":
+        table = _table_of(exc)
+        if table == "members":
             raise DuplicateName("a member with that e-mail already exists") from exc
-        if exc.diag.table_name != "workspaces":
+        if table != "workspaces":
             raise
         raise DuplicateName("a workspace of that name already exists") from exc
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise StoreUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
+    except psycopg.errors.InternalError_ as exc:
+        # Citus: a node of the cluster cannot be reached, reported as an internal error
+        # (SQLSTATE XX000) when the connection was one the transaction needed.
+        if not (exc.diag.message_primary or "").startswith(_CITUS_NODE_DOWN):
+            raise
+        raise StoreUnavailable("a node of the Citus cluster cannot be reached") from exc
+
+
+_CITUS_NODE_DOWN = ("failure on connection marked as essential",)
+# The unique constraints whose violation is a DuplicateName, by the table they are on.
+_UNIQUE_NAMES = {"workspaces_name_key": "workspaces", "members_email_key": "members"}
+
+
+def _without_shard_id(name: str) -> str:
+    """A shard's name without its shard id (``workspaces_102008`` -> ``workspaces``)."""
+    base, _, suffix = name.rpartition("_")
+    return base if base and suffix.isdigit() else name
+
+
+def _table_of(exc: psycopg.Error) -> str | None:
+    """The table a unique violation is on. PostgreSQL names it; on Citus the error a worker
+    raised comes with its message only, which names the shard's constraint
+    (``"workspaces_name_key_102029"``)."""
+    if exc.diag.table_name:
+        return _without_shard_id(exc.diag.table_name)
+    for quoted in re.findall(r'"([^"]+)"', exc.diag.message_primary or ""):
+        table = _UNIQUE_NAMES.get(_without_shard_id(quoted))
+        if table:
+            return table
+    return None
 
 
 def check_reachable(url: str, timeout_s: int = 5) -> None:
@@ -136,17 +170,24 @@ def _shared(transaction: AbstractContextManager[Connection]) -> Iterator[SharedS
         yield _SharedStatements(conn)
 
 
+# The workspace's lock: a transaction-level advisory lock on the database the store talks
+# to, taken shared by recording transactions and exclusive by a zone change and by the
+# allocations of keys, apps and segments. Not a row lock on ``workspaces``: on Citus that
+# is a reference table, and a row lock on it is serialised through the first worker node
+# (lock_shard_resources), so that every recording would stop while that one worker is
+# down, whatever worker holds the workspace. Advisory locks run on the coordinator alone.
+LOCK_WORKSPACE = "SELECT pg_advisory_xact_lock(hashtextextended('workspace/' || ?::text, 0))"
+SHARE_WORKSPACE = "SELECT pg_advisory_xact_lock_shared(hashtextextended('workspace/' || ?::text, 0))"
+
+
 def _lock_days(tx: SharedStatements, workspace_id: int, persons: Sequence[str]) -> str:
-    """The workspace's zone, its row locked FOR SHARE (a zone change, which locks it FOR
-    UPDATE and rebuilds the days, waits for this transaction, or this one for it), and
-    advisory locks on the persons' KPI days in key order (concurrent batches cannot
-    deadlock). Taken after the users' locks and before the rollup's rows, the order of
-    every recording transaction."""
-    row = tx.execute("SELECT time_zone FROM workspaces WHERE workspace_id = ? FOR SHARE",
-                     (workspace_id,)).fetchone()
-    if row is None:
-        raise WorkspaceGone
-    (zone,) = row
+    """The workspace's zone, its lock held shared (a zone change, which holds it exclusive
+    and rebuilds the days, waits for this transaction, or this one for it: the zone is
+    read after the lock is granted), and advisory locks on the persons' KPI days in key
+    order (concurrent batches cannot deadlock). Taken after the users' locks and before
+    the rollup's rows, the order of every recording transaction."""
+    tx.execute(SHARE_WORKSPACE, (workspace_id,))
+    zone = kpis.workspace_zone(tx, workspace_id)  # WorkspaceGone when it was deleted meanwhile
     tx.execute(
         "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
         " hashtextextended('kpi/' || ?::text || '/' || p, 0) AS k FROM unnest(?::text[]) AS p"
@@ -219,8 +260,23 @@ class PostgresStore(SqlWrites, SqlReads):
         self.pool.close()
 
     def migrate(self) -> int:
+        """Apply the migrations not applied yet; on a Citus coordinator, also distribute
+        every table (store/citus.py), after each migration, so that the next one runs on
+        the distributed schema and an upgrade that adds a table needs no manual step."""
+        return self._migrate()[0]
+
+    def distribute(self) -> list[citus.Placement] | None:
+        """``sessiontally citus distribute``: migrate, and on a Citus coordinator make
+        every table a reference or distributed table (those already so are left); each
+        table's placement, or None when the database is not a Citus coordinator."""
+        return self._migrate()[1]
+
+    def _migrate(self) -> tuple[int, list[citus.Placement] | None]:
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            on_citus = citus.is_coordinator(conn)
+            if on_citus:
+                citus.prepare_transaction(conn)
             conn.execute(  # (PostgreSQL's column types: applied_at is 64-bit)
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
@@ -230,11 +286,17 @@ class PostgresStore(SqlWrites, SqlReads):
             for number, script in _migrations():
                 if number in done:
                     continue
-                conn.execute(script)
+                if on_citus:
+                    for statement in citus.statements(script):
+                        conn.execute(statement)
+                    citus.distribute(conn)  # before the next migration reads or alters its tables
+                else:
+                    conn.execute(script)
                 _execute(conn, sql.RECORD_MIGRATION, (number, int(time.time())))
                 version = number
+            placements = citus.distribute(conn) if on_citus else None
             sql.fill_write_keys(_SharedStatements(conn))
-        return version
+        return version, placements
 
     def _fetch_one(self, statement: str, params: Sequence[Any]) -> Row | None:
         with self._connection() as conn:
@@ -267,9 +329,10 @@ class PostgresStore(SqlWrites, SqlReads):
         tx.execute(LOCK_APP_FOR_DELETE, (workspace_id, app_key))
 
     def _lock_workspace(self, tx: SharedStatements, workspace_id: int) -> None:
-        """Serialise per-workspace allocations and limits (a row lock on the workspace;
-        the SQLite engine's BEGIN IMMEDIATE locks the whole database instead)."""
-        tx.execute("SELECT 1 FROM workspaces WHERE workspace_id = ? FOR UPDATE", (workspace_id,))
+        """Serialise per-workspace allocations and limits, and a zone change with the
+        recording transactions (the workspace's advisory lock, exclusive; the SQLite
+        engine's BEGIN IMMEDIATE locks the whole database instead)."""
+        tx.execute(LOCK_WORKSPACE, (workspace_id,))
 
     # ---------------------------------------------------------------- workspaces
 

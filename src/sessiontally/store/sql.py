@@ -7,8 +7,8 @@ psycopg's ``%s`` in one function (``postgres._execute``). A boolean column is co
 with ``TRUE`` (SQLite reads it as 1), so that one text serves both engines.
 
 What stays in the engines, and why: their transactions and locking (SQLite's
-``BEGIN IMMEDIATE`` locks the whole database; PostgreSQL locks the workspace's row
-``FOR UPDATE`` and users with advisory locks); inserting many rows (one ``executemany``
+``BEGIN IMMEDIATE`` locks the whole database; PostgreSQL takes advisory locks on the
+workspace and on users); inserting many rows (one ``executemany``
 on SQLite, one statement over ``unnest`` arrays on PostgreSQL, a round trip saved per
 row); which rows went in (SQLite's change count per row, PostgreSQL's ``RETURNING``);
 the series read (each engine's cheapest plan); and the column types of
@@ -391,7 +391,7 @@ class SqlWrites:
         from . import kpis  # (kpis builds on this module's statements)
 
         with self._shared_transaction() as tx:
-            self._lock_workspace(tx, workspace_id)  # recording transactions wait (FOR SHARE)
+            self._lock_workspace(tx, workspace_id)  # recording transactions wait (they share it)
             kpis.rebuild(tx, workspace_id, time_zone)
 
     # ------------------------------------------------------------- retention
@@ -506,7 +506,7 @@ class SqlWrites:
             return False
         with self._shared_transaction() as tx:
             self._lock_app(tx, workspace_id, app_key)
-            self._lock_workspace(tx, workspace_id)  # recording transactions wait (FOR SHARE)
+            self._lock_workspace(tx, workspace_id)  # recording transactions wait (they share it)
             if tx.execute(APP_EXISTS, (workspace_id, app_key)).fetchone() is None:
                 return False
             mine = (workspace_id, app_key)
