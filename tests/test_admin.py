@@ -185,3 +185,18 @@ def test_at_most_so_many_origins() -> None:
     assert len(admin.normalise_origins(many[:-1])) == admin.MAX_ORIGINS
     with pytest.raises(InvalidInput, match=f"at most {admin.MAX_ORIGINS}"):
         admin.normalise_origins(many)
+
+
+def test_a_workspace_with_a_retention_keeps_its_zone(db) -> None:  # type: ignore[no-untyped-def]
+    """The KPI days are rebuilt from raw rows, which retention deletes: refused, in one
+    line, and nothing changes (the zone it has is still accepted)."""
+    from sessiontally import retention
+    from sessiontally.errors import Conflict
+
+    ws = retention.set_retention(db.store, db.workspace(time_zone="UTC"), 30)
+    with pytest.raises(Conflict, match="keeps raw rows 30 days"):
+        admin.update_workspace(db.store, ws, time_zone="Asia/Kolkata")
+    with pytest.raises(Conflict):
+        admin.change_time_zone(db.store, ws, "Asia/Kolkata")
+    assert db.store.get_workspace(ws.workspace_id).time_zone == "UTC"
+    assert admin.update_workspace(db.store, ws, time_zone="UTC", rate_limit=5).rate_limit == 5

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import buckets, ipallow, keys, limits, segments, sessionize
-from .errors import DuplicateName, InvalidInput, NotFound
+from .errors import Conflict, DuplicateName, InvalidInput, NotFound
 from .store.base import App, KeyInfo, Segment, Store, Workspace
 
 
@@ -85,6 +85,7 @@ def update_workspace(
         _check_range(rate_limit, 1, MAX_RATE_LIMIT, "rate limit", "requests per hour")
     if time_zone is not None:
         _check_zone(time_zone)
+        _check_zone_change_allowed(workspace, time_zone)
     if rate_limit is not None and not store.set_rate_limit(workspace.workspace_id, rate_limit):
         raise NotFound(f"no workspace {workspace.name!r}")
     if time_zone is not None:
@@ -109,6 +110,17 @@ def _check_zone(time_zone: str) -> None:
         raise InvalidInput(f"unknown IANA time zone: {time_zone!r}") from None
 
 
+def _check_zone_change_allowed(workspace: Workspace, time_zone: str) -> None:
+    """A workspace with a retention keeps its zone: the KPI days are rebuilt from the raw
+    rows, and past the horizon those are gone, so the rebuild would drop the old days'
+    counts and count long-standing users as new on their first day kept."""
+    if workspace.retention_days is not None and time_zone != workspace.time_zone:
+        raise Conflict(
+            f"workspace {workspace.name!r} keeps raw rows {workspace.retention_days} days, so its "
+            "daily KPIs cannot be rebuilt in another zone (the rows past the horizon are gone); "
+            "its zone stays as it is")
+
+
 def change_time_zone(store: Store, workspace: Workspace, time_zone: str) -> Workspace:
     """Set the workspace's zone: KPI days are rebuilt in it from the raw sessions and
     events (docs/architecture.md, "Zone changes"); the session series need nothing."""
@@ -117,6 +129,7 @@ def change_time_zone(store: Store, workspace: Workspace, time_zone: str) -> Work
     except buckets.UnknownZoneError:
         raise InvalidInput(buckets.unknown_zone_message(
             f"unknown IANA time zone: {time_zone!r}", time_zone)) from None
+    _check_zone_change_allowed(workspace, time_zone)
     store.change_time_zone(workspace.workspace_id, time_zone)
     changed = store.get_workspace(workspace.workspace_id)
     assert changed is not None
