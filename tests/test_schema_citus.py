@@ -51,7 +51,8 @@ REFERENCE_KEYS = {"schema_migrations": ["version"], "members": ["member_id"],
                   "sign_in_attempts": ["throttle_key", "window_start"]}
 TENANT_TABLES = {"apps", "api_keys", "sessions", "session_counts", "session_counts_coarse", "users",
                  "segments", "rate_windows", "events", "derived_sessions", "app_message_counts",
-                "person_days", "kpi_counts", "event_names", "event_counts", "member_sessions"}
+                "person_days", "kpi_counts", "event_names", "event_counts", "member_sessions",
+                 "retired_keys"}
 WORKSPACE_ID = 987_654_321  # distinctive, so that finding it among the parameters means something
 
 # A reference to a table by a statement (SQL keywords are upper case in this code base,
@@ -147,7 +148,8 @@ def test_every_primary_key_begins_with_workspace_id(store, engine):
     expected = {"workspaces", "schema_migrations", "apps", "api_keys", "sessions",
                 "session_counts", "session_counts_coarse", "users", "segments", "events",
                 "derived_sessions", "app_message_counts", "person_days", "kpi_counts",
-                "event_names", "event_counts", "members", "member_sessions", "sign_in_attempts"}
+                "event_names", "event_counts", "members", "member_sessions", "sign_in_attempts",
+                "retired_keys"}
     if engine == "postgres":
         expected.add("rate_windows")  # SQLite keeps its counters in a sidecar file
     assert set(tables) == expected, "a new table: add it here and to docs/operations.md"

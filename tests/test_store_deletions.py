@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sessiontally import kpi
-from sessiontally.errors import WorkspaceGone
+from sessiontally.errors import AppGone, NotFound, WorkspaceGone
 from sessiontally.store import kpis, sql
 from sessiontally.store.base import App, NewEvent, NewSession, Store, TrackedSegment, Workspace
 
@@ -190,10 +190,11 @@ def test_deleting_a_segment_removes_its_counts_and_its_key(db: TestDatabase) -> 
     name_key = store.event_name_key(w, "Opened")
     assert name_key is not None
     assert sum(store.count_events_by_quarters(w, 0, gone.segment_key, name_key, days)) == 0
-    # A new segment takes the free key. An event between u20's sessions merges them: the
-    # two sessions stop counting, toward the segments they counted toward (no longer b).
+    # A new segment never takes the deleted one's key. An event between u20's sessions
+    # merges them: the two sessions stop counting, toward the segments they counted
+    # toward (no longer b).
     new = store.create_segment(w, "seg-c", "c", "", [], FILTER, True, 0)
-    assert new.segment_key == gone.segment_key
+    assert new.segment_key == gone.segment_key + 1
     store.record_events(w, app, [NewEvent("u20-late", "track", "Opened", "u20", "u20",
                                           at + 20 * 60 * S, at)], START, classify_even)
     assert len([s for s in store.derived_sessions(w, app.app_key) if s[0] == "u20"]) == 1
@@ -288,3 +289,71 @@ def test_a_batch_for_a_workspace_deleted_meanwhile_is_refused_whole(db: TestData
             NewEvent("m1", "track", "Signed up", "u1", "u1", 1_750_000_000_000_000, 1_750_000_000_000_000)],
             1_750_000_000_000_000)
     assert db.store.count_raw_sessions(ws.workspace_id) == 0
+
+
+def test_keys_of_deleted_apps_and_segments_are_never_given_again(db: TestDatabase) -> None:
+    """Deleting the newest app or segment does not free its key: the next one gets a new
+    key (nothing recorded under the old key can be taken for the new one's). Deleting the
+    workspace removes its retired keys too."""
+    store = db.store
+    ws = db.workspace()
+    w = ws.workspace_id
+    first, newest = db.app(ws, "a"), db.app(ws, "b")
+    seg = store.create_segment(w, "seg-a", "a", "", [], FILTER, True, 0)
+    store.record_sessions(w, [NewSession("s1", "u2", newest.app_key, START, None)], classify_even)
+    assert store.delete_app(w, newest.app_key) and store.delete_segment(w, "seg-a")
+    again = db.app(ws, "c")
+    assert again.app_key == newest.app_key + 1 and first.app_key < newest.app_key
+    assert store.rollup_total(w, again.app_key, 0) == 0
+    assert store.rollup_total(w, 0, 0) == 0
+    seg_again = store.create_segment(w, "seg-b", "b", "", [], FILTER, True, 0)
+    assert seg_again.segment_key == seg.segment_key + 1
+    assert store.delete_app(w, again.app_key) and store.delete_app(w, first.app_key)
+    assert db.app(ws, "d").app_key == again.app_key + 1  # no app left: still a new key
+    assert rows_of(db, w).get("retired_keys") == 4
+    assert store.delete_workspace(w)
+    assert rows_of(db, w) == {}
+
+
+def test_a_batch_for_an_app_deleted_meanwhile_is_refused_whole(db: TestDatabase) -> None:
+    """A request that resolved its app just before the app was deleted: its batch finds
+    the app gone inside its transaction (AppGone, a 404) and records nothing, so no count
+    is left of it in the all-apps series."""
+    store = db.store
+    ws = db.workspace()
+    w = ws.workspace_id
+    store.create_segment(w, "seg-a", "a", "", [], FILTER, True, 0)
+    kept, gone = db.app(ws, "kept"), db.app(ws, "gone")
+    at = START + DAY_US
+    store.record_sessions(w, [NewSession("k1", "u2", kept.app_key, at, None)], classify_even)
+    store.record_events(w, kept, [NewEvent("km1", "track", "Opened", "u2", "u2", at, at)], at,
+                        classify_even)
+    stale = store.find_app(w, gone.app_id)
+    assert stale is not None and store.delete_app(w, gone.app_key)
+    days = boundaries()["utc days"]
+    name_key = store.event_name_key(w, "Opened")
+    assert name_key is not None
+
+    def counts() -> dict[str, Any]:
+        return {
+            "raw": store.count_raw_sessions(w),
+            "rows": rows_of(db, w),
+            "sessions": [store.count_by_quarters(w, 0, seg, days) for seg in (0, 1)],
+            "events": [store.count_events_by_quarters(w, 0, seg, name_key, days) for seg in (0, 1)],
+            "totals": [store.rollup_total(w, 0, seg) for seg in (0, 1)],
+            "dau": store.kpi_series(w, 0, kpi.DAU, FIRST_DAY, LAST_DAY),
+            "names": store.event_names(w, 0, 10),
+        }
+
+    before = counts()
+    with pytest.raises(AppGone) as refused:
+        store.record_sessions(w, [NewSession("g1", "u4", gone.app_key, at, None),
+                                  NewSession("k2", "u2", kept.app_key, at + 60 * S, None)],
+                              classify_even)
+    assert isinstance(refused.value, NotFound) and "nothing was recorded" in refused.value.message
+    with pytest.raises(AppGone):
+        store.record_events(w, stale, [NewEvent("gm1", "track", "Bought", "u4", "u4", at, at)], at,
+                            classify_even)
+    assert counts() == before
+    # The kept app records as before.
+    assert store.record_sessions(w, [NewSession("k2", "u2", kept.app_key, at, None)]).recorded == 1

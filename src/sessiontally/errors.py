@@ -11,6 +11,7 @@ of HTTP.
     · WorkspaceGone           the workspace was deleted while a request to it ran
   - Forbidden                 valid credentials without the permission needed
   - NotFound                  the thing named does not exist (in this workspace)
+    · AppGone                 an app of a batch was deleted while the batch was recorded
   - Conflict                  the thing would clash with one that exists
     · DuplicateName           a workspace or other uniquely named thing of that name exists
   - TooLarge                  the request is over a size limit
@@ -75,6 +76,14 @@ class Forbidden(SessiontallyError):
 
 class NotFound(SessiontallyError):
     """The workspace, app, key, segment or user named does not exist."""
+
+
+class AppGone(NotFound):
+    """An app a batch writes to was deleted after the request resolved it (its key or
+    write key) and before the batch was recorded: nothing of the batch was recorded."""
+
+    def __init__(self, message: str = "an app of this batch was deleted; nothing was recorded") -> None:
+        super().__init__(message)
 
 
 class Conflict(SessiontallyError):

@@ -44,6 +44,11 @@ from .rollup import coarse_increments, plan_series_read, rollup_increments
 from .sql import SEGMENT_COLUMNS, SharedStatements, SqlReads, SqlWrites, one_row, segment_from_row
 
 _MIGRATION_LOCK = 0x5E55_1017  # pg_advisory_xact_lock id for migrations
+# The app rows a recording transaction locks first (sql.require_apps: in key order, before
+# the users'): a session batch FOR KEY SHARE (batches of one app run side by side), an
+# event batch FOR NO KEY UPDATE (one at a time per app); delete_app's FOR UPDATE waits for
+# either, and a batch that waited for it finds the row gone (AppGone).
+LOCK_APP_SHARE = "SELECT 1 FROM apps WHERE workspace_id = ? AND app_key = ? FOR KEY SHARE"
 LOCK_APP = "SELECT 1 FROM apps WHERE workspace_id = ? AND app_key = ? FOR NO KEY UPDATE"
 LOCK_APP_FOR_DELETE = "SELECT 1 FROM apps WHERE workspace_id = ? AND app_key = ? FOR UPDATE"
 POOL_TIMEOUT_S = 5.0  # longest wait for a pooled connection before answering 503
@@ -324,8 +329,9 @@ class PostgresStore(SqlWrites, SqlReads):
     _workspace_side_statements = ("DELETE FROM rate_windows WHERE workspace_id = ?",)
 
     def _lock_app(self, tx: SharedStatements, workspace_id: int, app_key: int) -> None:
-        """Lock the app's row as a recording batch does (``LOCK_APP``, before the workspace's
-        row): its batches finish first, or wait and then find it gone."""
+        """Lock the app's row FOR UPDATE before anything else, as a recording batch locks
+        it first (LOCK_APP_SHARE, LOCK_APP): batches holding it finish first; later ones
+        wait, then find the row gone and raise AppGone, recording nothing."""
         tx.execute(LOCK_APP_FOR_DELETE, (workspace_id, app_key))
 
     def _lock_workspace(self, tx: SharedStatements, workspace_id: int) -> None:
@@ -356,6 +362,10 @@ class PostgresStore(SqlWrites, SqlReads):
             unique.setdefault(session.session_id, session)
         ordered = sorted(unique.values(), key=lambda s: s.session_id)
         with self._tx() as conn:
+            # The batch's apps first (the lock order: apps, users, the workspace's share
+            # lock, KPI days, rollup): deleted since the request resolved them, AppGone.
+            sql.require_apps(_SharedStatements(conn), workspace_id,
+                             [s.app_key for s in ordered], LOCK_APP_SHARE)
             # (Per engine: one statement over arrays, and RETURNING says which rows went in;
             # SQLite inserts row by row and reads each row's change count.)
             inserted = conn.execute(
@@ -424,8 +434,9 @@ class PostgresStore(SqlWrites, SqlReads):
             tx = _SharedStatements(conn)
             # One batch of an app at a time, so that two never derive the same person's
             # sessions from the same stored ones (the hour's counter row alone would let
-            # batches on either side of an hour boundary through together).
-            tx.execute(LOCK_APP, (workspace_id, app.app_key))
+            # batches on either side of an hour boundary through together). Deleted since
+            # the request resolved it: AppGone, nothing recorded.
+            sql.require_apps(tx, workspace_id, [app.app_key], LOCK_APP)
             derived.take_messages(tx, workspace_id, app, len(events), now_us)
             # (Per engine: one statement over arrays, and RETURNING says which rows went in.)
             inserted = conn.execute(
@@ -528,7 +539,7 @@ class PostgresStore(SqlWrites, SqlReads):
             self._lock_workspace(tx, workspace_id)
             if analytics:
                 sql.check_tracking_room(one_row(tx.execute(sql.COUNT_TRACKED, (workspace_id,)))[0])
-            (key,) = one_row(tx.execute(sql.NEXT_SEGMENT_KEY, (workspace_id,)))
+            (key,) = one_row(tx.execute(sql.NEXT_SEGMENT_KEY, (workspace_id, workspace_id)))
             # (The shared INSERT, and the row back through RETURNING: no second read.)
             row = one_row(tx.execute(sql.INSERT_SEGMENT + f" RETURNING {SEGMENT_COLUMNS}", (
                 workspace_id, key, segment_id, name, description, sql.segment_tags(tags),

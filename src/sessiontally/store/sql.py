@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..errors import AppGone
 from ..keys import generate_write_key
 from .base import (
     MAX_TRACKED_SEGMENTS,
@@ -55,7 +56,18 @@ MEMBER_COLUMNS = "workspace_id, member_id, email, password_hash, created_at, las
 MIGRATED_VERSIONS = "SELECT version FROM schema_migrations"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
 
-NEXT_APP_KEY = "SELECT COALESCE(MAX(app_key), 0) + 1 FROM apps WHERE workspace_id = ?"
+# Keys are never reused: a new app's or segment's key is one more than the largest of
+# its workspace's live and retired keys (``retired_keys``, written by delete_app and
+# delete_segment), so that nothing an old key left behind is taken for the new one's.
+NEXT_APP_KEY = (
+    "SELECT COALESCE(MAX(k), 0) + 1 FROM (SELECT app_key AS k FROM apps WHERE workspace_id = ?"
+    " UNION ALL SELECT retired_key FROM retired_keys WHERE workspace_id = ? AND kind = 'app')"
+    " AS keys"
+)
+RETIRE_KEY = (
+    "INSERT INTO retired_keys (workspace_id, kind, retired_key) VALUES (?, ?, ?)"
+    " ON CONFLICT (workspace_id, kind, retired_key) DO NOTHING"
+)
 INSERT_APP = (
     "INSERT INTO apps (workspace_id, app_key, app_id, name, platform, created_at, write_key)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -94,7 +106,11 @@ TRACKED_SEGMENTS = (
     "SELECT segment_key, filter FROM segments WHERE workspace_id = ?"
     " AND analytics_enabled = TRUE ORDER BY segment_key"
 )
-NEXT_SEGMENT_KEY = "SELECT COALESCE(MAX(segment_key), 0) + 1 FROM segments WHERE workspace_id = ?"
+NEXT_SEGMENT_KEY = (
+    "SELECT COALESCE(MAX(k), 0) + 1 FROM (SELECT segment_key AS k FROM segments"
+    " WHERE workspace_id = ? UNION ALL SELECT retired_key FROM retired_keys"
+    " WHERE workspace_id = ? AND kind = 'segment') AS keys"
+)
 INSERT_SEGMENT = f"INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SEGMENT_TRACKING = "SELECT analytics_enabled FROM segments WHERE workspace_id = ? AND segment_id = ?"
 SET_SEGMENT_TRACKING = (
@@ -161,6 +177,7 @@ DELETE_WORKSPACE_ROWS = (
     "DELETE FROM users WHERE workspace_id = ?",
     "DELETE FROM segments WHERE workspace_id = ?",
     "DELETE FROM apps WHERE workspace_id = ?",
+    "DELETE FROM retired_keys WHERE workspace_id = ?",
 )
 DELETE_WORKSPACE = "DELETE FROM workspaces WHERE workspace_id = ?"
 
@@ -236,6 +253,29 @@ SET_SEGMENT_KEYS = (
     "UPDATE derived_sessions SET segment_keys = ? WHERE workspace_id = ? AND app_key = ?"
     " AND person = ? AND ended_at = ?"
 )
+# The key taken off the recorded sessions and track events that counted toward the
+# segment (their segment_keys, which erasure reads): parameters ' <key> ', workspace,
+# '% <key> %'. (A key is in a row's list once; NULL, before migration 0007, stays NULL.)
+STRIP_SEGMENT_KEY = tuple(
+    f"UPDATE {table} SET segment_keys = TRIM(REPLACE(' ' || segment_keys || ' ', ?, ' '))"
+    " WHERE workspace_id = ? AND ' ' || segment_keys || ' ' LIKE ?"
+    for table in ("sessions", "events")
+)
+
+
+def require_apps(
+    tx: SharedStatements, workspace_id: int, app_keys: Sequence[int], lock: str = APP_EXISTS
+) -> None:
+    """Inside a recording transaction, before it writes: every app the batch writes to
+    still exists, each read with ``lock`` (PostgreSQL's row locks) in key order, or
+    AppGone (WorkspaceGone when the whole workspace went), so that nothing is recorded
+    for an app deleted after the request resolved it."""
+    from . import kpis  # (kpis builds on this module's statements)
+
+    for app_key in sorted(set(app_keys)):
+        if tx.execute(lock, (workspace_id, app_key)).fetchone() is None:
+            kpis.workspace_zone(tx, workspace_id)  # WorkspaceGone when the workspace went
+            raise AppGone
 
 
 def segment_tags(tags: Sequence[str]) -> str:
@@ -341,7 +381,7 @@ class SqlWrites:
         write_key = write_key or generate_write_key(workspace_id)
         with self._shared_transaction() as tx:
             self._lock_workspace(tx, workspace_id)
-            (app_key,) = one_row(tx.execute(NEXT_APP_KEY, (workspace_id,)))
+            (app_key,) = one_row(tx.execute(NEXT_APP_KEY, (workspace_id, workspace_id)))
             tx.execute(INSERT_APP, (workspace_id, app_key, app_id, name, platform, int(time.time()),
                                     write_key))
         return App(workspace_id, int(app_key), app_id, name, platform, write_key)
@@ -483,8 +523,12 @@ class SqlWrites:
     _workspace_side_statements: tuple[str, ...] = ()
 
     def _lock_app(self, tx: SharedStatements, workspace_id: int, app_key: int) -> None:
-        """Wait for the app's recording batches (PostgreSQL locks its row, in the order a
-        batch takes its locks: app, then workspace); SQLite's one writer needs nothing."""
+        """Before deleting an app: wait for the batches recording to it. PostgreSQL locks
+        the app's row FOR UPDATE, the first lock a recording batch takes too (FOR KEY
+        SHARE for sessions, FOR NO KEY UPDATE for events; ``require_apps``): a batch that
+        holds it finishes first, one that comes later waits, then finds the row gone and
+        records nothing (AppGone). SQLite's one writer needs nothing: a batch after the
+        deletion finds the app gone the same way."""
 
     def set_rate_limit(self, workspace_id: int, rate_limit: int) -> bool:
         with self._shared_transaction() as tx:
@@ -523,6 +567,7 @@ class SqlWrites:
             kpis.forget_app(tx, workspace_id, app_key)
             for statement in DELETE_APP_ROWS:
                 tx.execute(statement, mine)
+            tx.execute(RETIRE_KEY, (workspace_id, "app", app_key))
             for name_key in sorted({int(row[1]) for row in event_rows}):
                 if not one_row(tx.execute(NAME_STILL_COUNTED, (workspace_id, ALL_APPS, name_key)))[0]:
                     tx.execute(DELETE_NAME_COUNTS, (workspace_id, name_key))
@@ -567,8 +612,11 @@ class SqlWrites:
                 kept = " ".join(k for k in str(keys).split() if int(k) != segment_key)
                 stripped.append((kept, workspace_id, app_key, person, ended_at))
             _run_many(tx, SET_SEGMENT_KEYS, stripped)
+            for statement in STRIP_SEGMENT_KEY:
+                tx.execute(statement, (f" {segment_key} ", workspace_id, f"% {segment_key} %"))
             for statement in DELETE_SEGMENT_ROWS:
                 tx.execute(statement, (workspace_id, segment_key))
+            tx.execute(RETIRE_KEY, (workspace_id, "segment", segment_key))
         return True
 
     # ------------------------------------------------------------------ members

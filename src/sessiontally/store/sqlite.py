@@ -156,7 +156,7 @@ class SqliteStore(SqlWrites, SqlReads):
         with self.connections.write() as conn:
             if analytics:
                 sql.check_tracking_room(conn.execute(sql.COUNT_TRACKED, (workspace_id,)).fetchone()[0])
-            (key,) = conn.execute(sql.NEXT_SEGMENT_KEY, (workspace_id,)).fetchone()
+            (key,) = conn.execute(sql.NEXT_SEGMENT_KEY, (workspace_id, workspace_id)).fetchone()
             conn.execute(sql.INSERT_SEGMENT, (
                 workspace_id, key, segment_id, name, description, sql.segment_tags(tags),
                 filter_json, int(analytics), now if analytics else None, now, now))
@@ -184,6 +184,7 @@ class SqliteStore(SqlWrites, SqlReads):
         sessions: Sequence[NewSession],
         classify: Classifier | None,
     ) -> RecordOutcome:
+        sql.require_apps(conn, workspace_id, [s.app_key for s in sessions])  # or AppGone
         fresh = self._insert_new(conn, workspace_id, sessions)  # a repeat in the batch is known
         segments = self._classify(conn, workspace_id, fresh, classify) if classify else None
         if segments:
@@ -233,6 +234,7 @@ class SqliteStore(SqlWrites, SqlReads):
         classify: Classifier | None,
         user_updates: EventUserUpdates | None,
     ) -> RecordOutcome:
+        sql.require_apps(conn, workspace_id, [app.app_key])  # deleted meanwhile: AppGone
         derived.take_messages(conn, workspace_id, app, len(events), now_us)
         insert = conn.execute
         fresh = [
