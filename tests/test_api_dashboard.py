@@ -161,6 +161,34 @@ def test_forged_sign_in_forms_are_refused(app, tenant) -> None:  # type: ignore[
                       headers={"Origin": "http://testserver"}).status_code == 303
 
 
+def test_behind_a_proxy_that_rewrites_host_the_forwarded_host_is_the_origin(app, tenant) -> None:  # type: ignore[no-untyped-def]
+    # nginx's default: Host is the upstream's (proxy_set_header Host $proxy_host)
+    web = client(app)
+    token = form_token(web.get("/sign-in"))
+    fields = {"email": "ana@example.com", "password": PASSWORD, "csrf_token": token}
+    upstream = {"Host": "127.0.0.1:8000", "Origin": "https://dash.example.com"}
+    refused = web.post("/sign-in", data=fields, headers=upstream)  # no X-Forwarded-Host
+    assert refused.status_code == 403
+    fields["csrf_token"] = form_token(refused)
+    forged = web.post("/sign-in", data=fields, headers={
+        **upstream, "Origin": "https://evil.example", "X-Forwarded-Host": "dash.example.com"})
+    assert forged.status_code == 403  # another site's form names its own Origin
+    fields["csrf_token"] = form_token(forged)
+    proxied = {**upstream, "X-Forwarded-Host": "dash.example.com"}
+    assert web.post("/sign-in", data=fields, headers=proxied).status_code == 303
+    out = web.post("/sign-out", data={"csrf_token": form_token(web.get("/"))}, headers=proxied)
+    assert out.status_code == 303 and out.headers["location"] == "/sign-in"
+
+
+def test_the_origin_may_match_the_host_with_an_unrelated_forwarded_host(app, tenant) -> None:  # type: ignore[no-untyped-def]
+    web = client(app)
+    token = form_token(web.get("/sign-in"))
+    fields = {"email": "ana@example.com", "password": PASSWORD, "csrf_token": token}
+    headers = {"Origin": "http://testserver", "X-Forwarded-Host": "a.example, b.example"}
+    signed = web.post("/sign-in", data=fields, headers=headers)
+    assert signed.status_code == 303
+
+
 @pytest.mark.parametrize("body, content_type", [
     (b"email=a%40b.c&password=x", "application/json"),
     (b"x" * 9000, "application/x-www-form-urlencoded"),
@@ -218,6 +246,32 @@ def test_garbage_cookies_are_no_session(app, tenant, value) -> None:  # type: ig
     assert web.get("/").status_code == 303
     answer = web.get("/dashboard/api/sessions/data_series?length=3")
     assert (answer.status_code, answer.json()) == (401, {"message": dashboard.SIGNED_OUT})
+
+
+def cookie_of(*headers: bytes, name: str = pages.SESSION_COOKIE) -> str | None:
+    return pages.cookie({"headers": [(b"cookie", value) for value in headers]}, name)
+
+
+def test_cookie_parsing_keeps_the_first_value_and_skips_malformed_pairs() -> None:
+    assert cookie_of(b'x="unterminated; sessiontally_session=abc') == "abc"
+    assert cookie_of(b"sessiontally_session=first; sessiontally_session=second") == "first"
+    assert cookie_of(b"sessiontally_session=first", b"sessiontally_session=second") == "first"
+    assert cookie_of(b"novalue; a=b;; =c; sessiontally_session = 1.x ; d") == "1.x"
+    assert cookie_of(b'sessiontally_session="quoted"') == "quoted"
+    assert cookie_of(b"sessiontally_session=") == ""
+    assert cookie_of(b"other_sessiontally_session=x; sessiontally_sessionx=y") is None
+    assert cookie_of(b"a=" + b"x" * pages.MAX_COOKIE_HEADER + b"; sessiontally_session=abc") is None
+    assert cookie_of(b"a=" + b"x" * pages.MAX_COOKIE_HEADER, b"sessiontally_session=abc") == "abc"
+
+
+def test_a_malformed_or_repeated_cookie_does_not_sign_the_member_out(app, tenant) -> None:  # type: ignore[no-untyped-def]
+    web = client(app)
+    sign_in(web)
+    token = web.cookies[pages.SESSION_COOKIE]
+    for header in (f'x="unterminated; {pages.SESSION_COOKIE}={token}',
+                   f"{pages.SESSION_COOKIE}={token}; {pages.SESSION_COOKIE}=stale"):
+        fresh = client(app)
+        assert fresh.get("/dashboard/context.json", headers={"Cookie": header}).status_code == 200, header
 
 
 # ------------------------------------------------------------------ what the page reads

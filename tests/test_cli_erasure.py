@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from click.testing import CliRunner, Result
 
+from sessiontally import members
 from sessiontally.cli import main
 from sessiontally.store.base import NewSession
 
@@ -70,3 +71,15 @@ def test_retention_days_is_set_cleared_and_applied_by_maintenance_run(db: TestDa
     cleared = cli(db, "workspace", "update", "acme", "--retention-days", "0")
     assert "raw rows kept: forever" in cleared.stdout
     assert cli(db, "workspace", "update", "acme", "--retention-days", "-1").exit_code != 0
+
+
+def test_maintenance_run_deletes_past_sign_in_windows(db: TestDatabase) -> None:
+    past = int(time.time()) - 2 * members.SIGN_IN_WINDOW_S
+    assert db.store.count_sign_in_attempts(["email:x", "ip:192.0.2.1"], past - past % 900) == [1, 1]
+    only = cli(db, "maintenance", "run", "--workspace", str(db.workspace("acme").workspace_id))
+    assert only.exit_code == 0 and "sign-in" not in only.stdout  # not one workspace's rows
+    ran = cli(db, "maintenance", "run")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["sign-in attempts: deleted 2 counts of past windows",
+                                       "no workspace with a retention"]
+    assert db.store.purge_sign_in_attempts(past + 10 * members.SIGN_IN_WINDOW_S) == 0

@@ -4,6 +4,7 @@ and that a member never reaches another workspace; on both engines."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import pytest
 
@@ -228,6 +229,59 @@ def test_a_throttled_attempt_does_not_check_the_password(
     with pytest.raises(RateLimited, match="try again in 1 minute$"):
         sign_in(store, ip=None, now=NOW + members.SIGN_IN_WINDOW_S - 101)
     assert checked == []
+
+
+def test_fresh_emails_from_one_address_leave_a_bounded_number_of_rows(store: Store) -> None:
+    for n in range(200):
+        with pytest.raises(SignInFailed if n < members.MAX_ATTEMPTS_PER_ADDRESS else RateLimited):
+            sign_in(store, f"{secrets.token_hex(8)}@example.com", ip="203.0.113.7")
+    # over the address's limit no e-mail is counted: its 50 e-mails and the address itself
+    rows = store.purge_sign_in_attempts(10**12)  # deletes every row, and says how many
+    assert rows == members.MAX_ATTEMPTS_PER_ADDRESS + 1
+
+
+def test_the_maintenance_purge_deletes_the_windows_before_the_current_one(store: Store) -> None:
+    for ip in ("192.0.2.1", "192.0.2.2"):
+        with pytest.raises(SignInFailed):
+            sign_in(store, ip=ip, now=NOW - members.SIGN_IN_WINDOW_S)  # the previous window
+    with pytest.raises(SignInFailed):
+        sign_in(store, ip="192.0.2.1")
+    # the keys seen again lost their past window then; the one not seen again stays until
+    assert members.purge_sign_in_attempts(store, NOW) == 1  # 192.0.2.2's
+    assert members.purge_sign_in_attempts(store, NOW) == 0
+    assert members.purge_sign_in_attempts(store, NOW + members.SIGN_IN_WINDOW_S) == 2
+
+
+@pytest.mark.parametrize("address, key", [
+    ("192.0.2.1", "ip:192.0.2.1"),
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "ip:2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::1", "ip:2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "ip:fe80::/64"),
+    ("::ffff:192.0.2.1", "ip:192.0.2.1"),
+    ("::1", "ip:::/64"),
+    ("testclient", "ip:testclient"),
+    ("x" * 100, "ip:" + "x" * 64),
+])
+def test_address_keys(address: str, key: str) -> None:
+    assert members.address_key(address) == key
+
+
+def test_an_ipv6_client_is_throttled_per_64(store: Store, acme: Workspace) -> None:
+    members.add_member(store, acme, "amy@example.com", PASSWORD)
+    for n in range(members.MAX_ATTEMPTS_PER_ADDRESS):
+        with pytest.raises(SignInFailed):
+            sign_in(store, f"user{n}@example.com", ip=f"2001:db8:0:7::{n + 1:x}")
+    with pytest.raises(RateLimited):  # yet another address of the same /64
+        sign_in(store, ip="2001:db8:0:7:ffff:ffff:ffff:ffff")
+    sign_in(store, ip="2001:db8:0:8::1")  # the next /64
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(store: Store, acme: Workspace) -> None:
+    for n in range(members.MAX_ATTEMPTS_PER_ADDRESS):
+        with pytest.raises(SignInFailed):
+            sign_in(store, f"user{n}@example.com", ip="::ffff:198.51.100.4" if n % 2 else "198.51.100.4")
+    with pytest.raises(RateLimited):
+        sign_in(store, ip="198.51.100.4")
 
 
 def test_an_outdated_hash_is_rehashed_on_sign_in(store: Store, acme: Workspace) -> None:

@@ -423,6 +423,8 @@ def exercise(store: Store, limiter: Any, recorder: Recorder) -> None:
         assert store.remove_member(w, member.member_id)
     with recorder.calling("count_sign_in_attempts"):
         assert store.count_sign_in_attempts(["email:x", "ip:1"], now_s) == [1, 1]
+    with recorder.calling("purge_sign_in_attempts"):
+        assert store.purge_sign_in_attempts(now_s + 900) == 2
     with recorder.calling("pinned_reads"), store.pinned_reads():
         assert store.get_workspace(w) in (ws, replace(ws, retention_days=30))
     with recorder.calling("change_token"):

@@ -149,3 +149,15 @@ def test_sign_in_attempts_are_exact_across_processes(store: Store, tmp_path: Pat
         worker.join(60)
         assert worker.exitcode == 0
     assert store.count_sign_in_attempts(["ip:9"], 0) == [46]
+
+
+def test_purging_sign_in_attempts_deletes_every_past_window(store: Store) -> None:
+    # keys never seen again: counting a key deletes only that key's past windows
+    assert store.count_sign_in_attempts(["email:gone", "ip:1"], 900) == [1, 1]
+    assert store.count_sign_in_attempts(["ip:2"], 1800) == [1]
+    assert store.count_sign_in_attempts(["email:x", "ip:3"], 2700) == [1, 1]
+    assert store.purge_sign_in_attempts(2700) == 3  # the windows of 900 and 1800
+    assert store.purge_sign_in_attempts(2700) == 0
+    assert store.count_sign_in_attempts(["email:x", "ip:3"], 2700) == [2, 2]  # the current one stays
+    assert store.count_sign_in_attempts(["email:gone"], 900) == [1]  # counted afresh: it was deleted
+    assert store.purge_sign_in_attempts(10**12) == 3

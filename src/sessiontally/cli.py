@@ -540,7 +540,7 @@ def user_delete(workspace_ref: str, external_id: str, yes: bool) -> None:
 
 @main.group()
 def maintenance() -> None:
-    """Jobs for cron: retention."""
+    """Jobs for cron: retention, and past sign-in counts."""
 
 
 @maintenance.command("run")
@@ -548,14 +548,20 @@ def maintenance() -> None:
 @click.option("--workspace", "workspace_ref", default=None, help="Only this workspace (id or name).")
 @_admin
 def maintenance_run(workspace_ref: str | None) -> None:
-    """Delete raw rows past each workspace's retention.
+    """Delete raw rows past each workspace's retention (and, without --workspace, the
+    dashboard's sign-in counts of past windows).
 
     Prints what was deleted, one line per workspace."""
     import time
 
     store = _store()
     only = admin.resolve_workspace(store, workspace_ref).workspace_id if workspace_ref else None
-    done = retention.run(store, time.time(), only)
+    now = time.time()
+    if only is None:
+        purged = members.purge_sign_in_attempts(store, now)
+        if purged:
+            click.echo(f"sign-in attempts: deleted {purged} counts of past windows")
+    done = retention.run(store, now, only)
     for expired in done:
         click.echo(expired.report())
     if not done:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import math
 import re
 import secrets
@@ -137,27 +138,22 @@ def _us(now: float | None) -> int:
 def sign_in(store: Store, email: str, password: str, client_ip: str | None, now: float) -> SignedIn:
     """A new session for the member whose e-mail and password these are.
 
-    The attempt is counted first, per e-mail and per client address, in SIGN_IN_WINDOW_S
-    windows: over a limit, RateLimited, and the password is not even checked. An unknown
+    The attempt is counted first, per client address (``address_key``) and then per
+    e-mail, in SIGN_IN_WINDOW_S windows: over a limit, RateLimited, and the password is
+    not even checked (nor, over the address's limit, the e-mail counted). An unknown
     e-mail costs the time of a known one (a verification against a dummy hash), so that
     timing does not tell which e-mails are members; either way SignInFailed."""
     try:
         normalised: str | None = normalise_email(email)
     except InvalidInput:
         normalised = None
-    window = int(now) - int(now) % SIGN_IN_WINDOW_S
-    given = (normalised or email.strip().lower()).encode("utf-8", "surrogatepass")
-    keys = ["email:" + hashlib.sha256(given).hexdigest()]
-    limits = [MAX_ATTEMPTS_PER_EMAIL]
+    window = _window(now)
+    # The address first: over its limit, the e-mail's key is not even counted, so that one
+    # client trying fresh e-mails adds at most MAX_ATTEMPTS_PER_ADDRESS + 1 rows a window.
     if client_ip:
-        keys.append("ip:" + client_ip[:64])
-        limits.append(MAX_ATTEMPTS_PER_ADDRESS)
-    counts = store.count_sign_in_attempts(keys, window)
-    if any(count > limit for count, limit in zip(counts, limits, strict=True)):
-        retry_at = window + SIGN_IN_WINDOW_S
-        minutes = max(1, math.ceil((retry_at - now) / 60))
-        raise RateLimited(f"Too many sign-in attempts; try again in {minutes} "
-                          f"minute{'s' if minutes != 1 else ''}", retry_at)
+        _count(store, address_key(client_ip), MAX_ATTEMPTS_PER_ADDRESS, window, now)
+    given = (normalised or email.strip().lower()).encode("utf-8", "surrogatepass")
+    _count(store, "email:" + hashlib.sha256(given).hexdigest(), MAX_ATTEMPTS_PER_EMAIL, window, now)
     member = store.find_member(normalised) if normalised else None
     if member is None or len(password) > passwords.MAX_PASSWORD_LENGTH:
         passwords.spend_verify_time(password[:passwords.MAX_PASSWORD_LENGTH])
@@ -179,6 +175,41 @@ def sign_in(store: Store, email: str, password: str, client_ip: str | None, now:
     store.start_member_session(member.workspace_id, member.member_id, _token_hash(token), now_s, expires_at)
     member = dataclasses.replace(member, last_sign_in_at=now_s * 1_000_000)
     return SignedIn(member, workspace, token, expires_at)
+
+
+def address_key(client_ip: str) -> str:
+    """The throttle key of a client address: an IPv6 address counts for its /64 (what one
+    subscriber usually holds, so that rotating through it gains nothing), an IPv4-mapped
+    IPv6 address as its IPv4 address; anything else (not an IP address) as given."""
+    try:
+        address = ipaddress.ip_address(client_ip.split("%", 1)[0])  # no zone id
+    except ValueError:
+        return "ip:" + client_ip[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((int(address) >> 64 << 64, 64))}"
+    return f"ip:{address}"
+
+
+def purge_sign_in_attempts(store: Store, now: float) -> int:
+    """Delete the sign-in counts of every window before the current one (the maintenance
+    job's); how many rows went."""
+    return store.purge_sign_in_attempts(_window(now))
+
+
+def _window(now: float) -> int:
+    return int(now) - int(now) % SIGN_IN_WINDOW_S
+
+
+def _count(store: Store, key: str, limit: int, window: int, now: float) -> None:
+    """Count one attempt for ``key``; RateLimited when that puts it over ``limit``."""
+    (count,) = store.count_sign_in_attempts([key], window)
+    if count > limit:
+        retry_at = window + SIGN_IN_WINDOW_S
+        minutes = max(1, math.ceil((retry_at - now) / 60))
+        raise RateLimited(f"Too many sign-in attempts; try again in {minutes} "
+                          f"minute{'s' if minutes != 1 else ''}", retry_at)
 
 
 def signed_in(store: Store, token: str | None, now: float) -> SignedIn | None:

@@ -1,6 +1,7 @@
 """Retention (issue 20 item 3): per workspace, raw rows (recorded sessions, events, ended
 derived sessions) older than its ``retention_days`` are deleted by a bounded job, in
-small transactions, without changing any count (``Store.expire_raw_rows``). The job runs
+small transactions, without changing any count (``Store.expire_raw_rows``). The same job
+deletes the sign-in counts of past windows (``members.purge_sign_in_attempts``). It runs
 from ``sessiontally maintenance run`` (cron) and from a thread in each server worker
 (``Maintenance``); several at once are harmless. Knows nothing of HTTP."""
 
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import members
 from .errors import InvalidInput
 from .store.base import Store, Workspace
 
@@ -60,8 +62,9 @@ def run(store: Store, now_s: float, workspace_id: int | None = None) -> list[Exp
 
 
 class Maintenance:
-    """The retention job in a background thread: a first run at a random moment (so that
-    the workers of a server do not all start together), then every ``interval_s``."""
+    """The retention job (and the purge of past sign-in windows) in a background thread:
+    a first run at a random moment (so that the workers of a server do not all start
+    together), then every ``interval_s``."""
 
     def __init__(self, store: Store, clock: Callable[[], float], interval_s: float = INTERVAL_S) -> None:
         self.store, self.clock, self.interval_s = store, clock, interval_s
@@ -81,7 +84,11 @@ class Maintenance:
         while not self._stop.wait(wait):
             wait = self.interval_s
             try:
-                for expired in run(self.store, self.clock()):
+                now = self.clock()
+                purged = members.purge_sign_in_attempts(self.store, now)
+                if purged:
+                    log.info("retention: deleted %d sign-in counts of past windows", purged)
+                for expired in run(self.store, now):
                     if any(expired.deleted.values()):
                         log.info("retention: %s", expired.report())
             except Exception as exc:  # e.g. the store is down: the next run tries again

@@ -13,7 +13,6 @@ import html
 import re
 from collections.abc import Mapping
 from functools import cache
-from http.cookies import SimpleCookie
 from importlib import resources
 from typing import Literal
 
@@ -61,16 +60,23 @@ def page(name: str, values: Mapping[str, str], status: int = 200,
 
 
 def cookie(scope: Scope, name: str) -> str | None:
-    """The value of the cookie ``name`` the request carries (the first, if repeated)."""
+    """The value of the cookie ``name`` the request carries: the first, if repeated (in
+    the order of the ``Cookie`` headers and of the pairs within one).
+
+    Split on ``;`` leniently, as browsers write and as Django's ``parse_cookie`` reads: a
+    malformed pair (an unterminated quote, a name without ``=``) is skipped, never the
+    rest of the header with it. A header over MAX_COOKIE_HEADER bytes is ignored."""
     for header, value in scope["headers"]:
-        if header == b"cookie" and len(value) <= MAX_COOKIE_HEADER:
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed header is no cookie at all
-                continue
-            if name in jar:
-                return jar[name].value
+        if header != b"cookie" or len(value) > MAX_COOKIE_HEADER:
+            continue
+        text: str = value.decode("latin-1")
+        for chunk in text.split(";"):
+            key, equals, found = chunk.partition("=")
+            if equals and key.strip() == name:
+                found = found.strip()
+                if len(found) >= 2 and found[0] == found[-1] == '"':
+                    found = found[1:-1]
+                return found
     return None
 
 

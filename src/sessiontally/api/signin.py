@@ -138,9 +138,18 @@ def _same(expected: str, presented: str) -> bool:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether the request's ``Origin`` (when the browser sent one) is this site."""
+    """Whether the request's ``Origin`` (when the browser sent one) is this site: the
+    ``Host`` it was sent to, or the ``X-Forwarded-Host`` a reverse proxy that rewrites
+    ``Host`` (nginx's default ``proxy_set_header Host $proxy_host``) passes on.
+
+    Believing ``X-Forwarded-Host`` keeps the protection: a form or a ``fetch`` of another
+    site cannot set that header (it is not a CORS-safelisted one, so a cross-site request
+    carrying it needs a preflight this service never grants), and a program that can set
+    it can set ``Origin`` too; a forged cross-site post therefore still names another site
+    in ``Origin`` and nothing it controls among the hosts."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    host = request.headers.get("host", "")
-    return origin in (f"http://{host}", f"https://{host}")
+    hosts = [request.headers.get("host", "")]
+    hosts += [h.strip() for h in request.headers.get("x-forwarded-host", "").split(",")]
+    return any(origin in (f"http://{host}", f"https://{host}") for host in hosts if host)

@@ -390,3 +390,7 @@ class Store(Protocol):
         each key's count after that, in the order given; windows that started before are
         deleted. One transaction: exact across processes."""
         ...
+    def purge_sign_in_attempts(self, before_window: int) -> int:
+        """Delete every key's windows that started before ``before_window`` (keys never
+        seen again included); how many rows were deleted."""
+        ...

@@ -149,6 +149,8 @@ ADD_ATTEMPT = (
     " DO UPDATE SET attempts = sign_in_attempts.attempts + 1"
 )
 ATTEMPTS = "SELECT attempts FROM sign_in_attempts WHERE throttle_key = ? AND window_start = ?"
+# Every key's older windows at once (the maintenance job; by the index on window_start).
+PURGE_ATTEMPTS = "DELETE FROM sign_in_attempts WHERE window_start < ?"
 
 
 # Operators' changes and deletions (the ``workspace``, ``app``, ``key`` and ``segment``
@@ -665,6 +667,10 @@ class SqlWrites:
                 tx.execute(ADD_ATTEMPT, (key, window_start))
                 counts[key] = int(one_row(tx.execute(ATTEMPTS, (key, window_start)))[0])
         return [counts[key] for key in throttle_keys]
+
+    def purge_sign_in_attempts(self, before_window: int) -> int:
+        with self._shared_transaction() as tx:
+            return max(0, tx.execute(PURGE_ATTEMPTS, (before_window,)).rowcount)
 
 
 # ----------------------------------------------------------------------------- reads
