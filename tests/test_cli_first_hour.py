@@ -46,12 +46,12 @@ def test_an_unknown_platform_is_refused_naming_the_list() -> None:
     result = cli("app", "create", "--workspace", "acme", "Fridge", "--platform", "toaster")
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.strip() == ("Error: platform 'toaster' is not one of ios, android, web, tvos, "
-                                     "macos, windows, roku, kindle, other")
+                                     "macos, windows, roku, kindle, server, other")
     assert "Fridge" not in ok(cli("app", "list", "--workspace", "acme"))
 
 
 @pytest.mark.parametrize("given", ["ios", "IOS", "Android", "web", "tvos", "macos", "windows", "roku",
-                                   "kindle", "other"])
+                                   "kindle", "server", "other"])
 def test_each_listed_platform_is_taken_in_lower_case(given: str) -> None:
     ok(cli("workspace", "create", "acme"))
     ok(cli("app", "create", "--workspace", "acme", "A", "--platform", given))

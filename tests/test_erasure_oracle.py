@@ -239,7 +239,7 @@ def oracle_store(request, tmp_path_factory):
         yield request.param, opened
 
 
-EXAMPLES = {"sqlite": 40, "postgres": 20}
+EXAMPLES = {"sqlite": 40, "postgres": 20, "citus": 10}
 
 
 def test_erasure_leaves_the_series_of_a_world_without_the_person(oracle_store):

@@ -144,9 +144,10 @@ def resolve_workspace(store: Store, ref: str) -> Workspace:
     return workspace
 
 
-# The platforms an app may be created with (Braze's app platforms, and "other"). Apps
+# The platforms an app may be created with (Braze's app platforms, "server" for a back end
+# sending through Segment's server-side libraries, and "other"). Apps
 # stored before the list existed keep whatever they have: only a new app is checked.
-PLATFORMS = ("ios", "android", "web", "tvos", "macos", "windows", "roku", "kindle", "other")
+PLATFORMS = ("ios", "android", "web", "tvos", "macos", "windows", "roku", "kindle", "server", "other")
 
 
 def check_platform(platform: str) -> str:

@@ -548,10 +548,10 @@ def maintenance() -> None:
 @click.option("--workspace", "workspace_ref", default=None, help="Only this workspace (id or name).")
 @_admin
 def maintenance_run(workspace_ref: str | None) -> None:
-    """Delete raw rows past each workspace's retention (and, without --workspace, the
-    dashboard's sign-in counts of past windows).
+    """Delete raw rows past each workspace's retention.
 
-    Prints what was deleted, one line per workspace."""
+    Without --workspace, also the dashboard's sign-in counts of past windows. Prints what
+    was deleted, one line per workspace."""
     import time
 
     store = _store()
