@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import cli, ok, refused
+from click.testing import CliRunner
 
 from sessiontally import keys
 from sessiontally.cli import main
@@ -17,22 +18,7 @@ if TYPE_CHECKING:
     from conftest import TestDatabase
 
 
-def cli(db: TestDatabase, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--database", db.url, *args], catch_exceptions=False)
 
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result.stdout.strip()
-
-
-def refused(result: Result) -> str:
-    """A refusal: non-zero status, nothing on stdout, one line on stderr."""
-    assert result.exit_code != 0, result.stdout
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from click.testing import CliRunner, Result
+from cli_support import cli
 
 from sessiontally import members
-from sessiontally.cli import main
 from sessiontally.store.base import NewSession
 
 if TYPE_CHECKING:
@@ -19,9 +18,6 @@ if TYPE_CHECKING:
 S = 1_000_000
 DAY = 86_400 * S
 
-
-def cli(db: TestDatabase, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--database", db.url, *args], catch_exceptions=False)
 
 
 def test_user_delete_asks_for_yes_then_erases(db: TestDatabase) -> None:

@@ -6,21 +6,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from click.testing import CliRunner, Result
-
-from sessiontally.cli import main
+from cli_support import cli, ok
 
 if TYPE_CHECKING:
     from conftest import TestDatabase
 
 
-def cli(db: TestDatabase, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--database", db.url, *args], catch_exceptions=False)
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result.stdout.strip()
 
 
 def test_key_list_never_shows_a_key(db: TestDatabase) -> None:

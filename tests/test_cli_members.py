@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import cli, ok, refused
 
 from sessiontally import members
 from sessiontally.cli import main
@@ -19,22 +19,7 @@ if TYPE_CHECKING:
     from conftest import TestDatabase
 
 
-def cli(db: TestDatabase, *args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, ["--database", db.url, *args], input=stdin, catch_exceptions=False)
 
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result.stdout.strip()
-
-
-def refused(result: Result) -> str:
-    """A refusal: non-zero status, nothing on stdout, one line on stderr."""
-    assert result.exit_code != 0, result.stdout
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture

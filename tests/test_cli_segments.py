@@ -7,9 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from click.testing import CliRunner, Result
-
-from sessiontally.cli import main
+from cli_support import cli, ok, refused
 
 if TYPE_CHECKING:
     from conftest import TestDatabase
@@ -18,21 +16,7 @@ PRO = '{"attribute": "plan", "op": "eq", "value": "pro"}'
 US = '{"attribute": "country", "op": "eq", "value": "US"}'
 
 
-def cli(db: TestDatabase, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--database", db.url, *args], catch_exceptions=False)
 
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result.stdout.strip()
-
-
-def refused(result: Result) -> str:
-    assert result.exit_code != 0, result.stdout
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture

@@ -7,19 +7,15 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from click.testing import CliRunner, Result
+from cli_support import cli, ok, refused
 
 from sessiontally import kpi
-from sessiontally.cli import main
 from sessiontally.store import open_store
 from sessiontally.store.base import NewSession
 
 if TYPE_CHECKING:
     from conftest import TestDatabase
 
-
-def cli(db: TestDatabase, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--database", db.url, *args], catch_exceptions=False)
 
 
 def micros(text: str) -> int:
@@ -62,18 +58,6 @@ def test_an_unknown_zone_is_refused_and_changes_nothing(db: TestDatabase) -> Non
 # ------------------------------------------------- list, show, update, delete
 
 
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result.stdout.strip()
-
-
-def refused(result: Result) -> str:
-    """A refusal: non-zero status, nothing on stdout, one line on stderr."""
-    assert result.exit_code != 0, result.stdout
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_workspace_list_and_show(db: TestDatabase) -> None:
