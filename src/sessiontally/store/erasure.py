@@ -22,6 +22,7 @@ from typing import Any
 from .. import kpi
 from . import kpis
 from .base import Classifier, TrackedSegment
+from .derived import ADD_COARSE, ADD_QUARTERS
 from .rollup import ALL_APPS, ALL_USERS, COARSE_GRAINS, QUARTER, QUARTER_US, coarse_increments
 from .sql import TRACKED_SEGMENTS, SharedStatements
 
@@ -44,17 +45,6 @@ DELETE_DERIVED = (
 DELETE_EVENTS = (
     "DELETE FROM events WHERE workspace_id = ? AND person = ?"
     " RETURNING app_key, type, event, user_id, occurred_at, segment_keys"
-)
-ADD_QUARTERS = (
-    "INSERT INTO session_counts (workspace_id, app_key, segment_key, quarter, sessions)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, app_key, segment_key, quarter)"
-    " DO UPDATE SET sessions = session_counts.sessions + excluded.sessions"
-)
-ADD_COARSE = (
-    "INSERT INTO session_counts_coarse (workspace_id, app_key, segment_key, grain,"
-    " first_quarter, sessions) VALUES (?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (workspace_id, app_key, segment_key, grain, first_quarter)"
-    " DO UPDATE SET sessions = session_counts_coarse.sessions + excluded.sessions"
 )
 NAME_KEYS = "SELECT name, name_key FROM event_names WHERE workspace_id = ?"
 NAME_STILL_COUNTED = (
