@@ -30,6 +30,7 @@ from .store import check_scheme, open_store
 from .store.base import App, KeyInfo, Member, Segment, Store, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 # The SQLite files this invocation created, named on stderr once it has succeeded.
 _NEW_STORES: list[str] = []
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # api.metrics's; not imported here: see there
@@ -40,6 +41,21 @@ SERVE_SETTINGS = tuple(setting for setting in SETTINGS if setting.flag and not s
 
 def _emit(as_json: bool, plain: str, payload: dict[str, Any]) -> None:
     click.echo(orjson.dumps(payload).decode() if as_json else plain)
+
+
+def _emit_list(as_json: bool, found: Sequence[T], as_object: Callable[[T], dict[str, Any]],
+               headers: Sequence[str], as_row: Callable[[T], list[str]]) -> None:
+    """What ``list`` prints: a table, or one JSON object per line with ``--json``."""
+    if as_json:
+        for each in found:
+            click.echo(orjson.dumps(as_object(each)).decode())
+        return
+    click.echo(_table(headers, [as_row(each) for each in found]))
+
+
+# Every command that acts within one workspace names it the same way.
+workspace_option = click.option("--workspace", "workspace_ref", required=True,
+                                help="Workspace id or name.")
 
 
 class SettingValue(click.ParamType):  # type: ignore[type-arg]  # ParamType[...] fails at runtime before click 8.4
@@ -429,14 +445,13 @@ WORKSPACE_COLUMNS = ("ID", "NAME", "TIME ZONE", "RATE LIMIT (/H)", "APPS", "CREA
 def workspace_list(as_json: bool) -> None:
     """List every workspace (UTC times)."""
     found = admin.list_workspaces(_store())
-    if as_json:
-        for each in found:
-            click.echo(orjson.dumps(_workspace_json(each)).decode())
-        return
-    click.echo(_table(WORKSPACE_COLUMNS, [
-        [str(each.workspace.workspace_id), each.workspace.name, each.workspace.time_zone,
-         str(each.workspace.rate_limit), str(each.apps), _instant(each.created_at * 1_000_000) or "-"]
-        for each in found]))
+    _emit_list(as_json, found, _workspace_json, WORKSPACE_COLUMNS, _workspace_row)
+
+
+def _workspace_row(summary: admin.WorkspaceSummary) -> list[str]:
+    ws = summary.workspace
+    return [str(ws.workspace_id), ws.name, ws.time_zone, str(ws.rate_limit), str(summary.apps),
+            _instant(summary.created_at * 1_000_000) or "-"]
 
 
 @workspace.command("show")
@@ -516,7 +531,7 @@ def user() -> None:
 
 @user.command("delete")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("external_id")
 @click.option("--yes", is_flag=True, help="Confirm: the user's data and counts are erased.")
 @_admin
@@ -578,7 +593,7 @@ def app() -> None:
 
 @app.command("create")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("name")
 @click.option("--platform", default=None, metavar="PLATFORM",
               help=f"One of: {', '.join(admin.PLATFORMS)} (any case).")
@@ -636,18 +651,14 @@ APP_COLUMNS = ("ID", "NAME", "PLATFORM", "WRITE KEY", "TIMEOUT (S)", "ALLOWED OR
 
 @app.command("list")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def app_list(workspace_ref: str, as_json: bool) -> None:
     """List the workspace's apps and their settings."""
     store = _store()
     found = store.list_apps(admin.resolve_workspace(store, workspace_ref).workspace_id)
-    if as_json:
-        for each in found:
-            click.echo(orjson.dumps(_app_json(each)).decode())
-        return
-    click.echo(_table(APP_COLUMNS, [_app_row(each) for each in found]))
+    _emit_list(as_json, found, _app_json, APP_COLUMNS, _app_row)
 
 
 def _resolved_app(store: Store, workspace_ref: str, app_ref: str) -> tuple[Workspace, App]:
@@ -657,7 +668,7 @@ def _resolved_app(store: Store, workspace_ref: str, app_ref: str) -> tuple[Works
 
 @app.command("show")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("app_ref", metavar="APP")
 @click.option("--json", "as_json", is_flag=True, help="Print the app as a JSON object.")
 @_admin
@@ -669,7 +680,7 @@ def app_show(workspace_ref: str, app_ref: str, as_json: bool) -> None:
 
 @app.command("update")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("app_ref", metavar="APP")
 @click.option("--session-timeout", "session_timeout_s", type=int, default=None, metavar="SECONDS",
               help="Inactivity that ends a derived session (1 to 604800; default of new apps 1800).")
@@ -701,7 +712,7 @@ def app_update(workspace_ref: str, app_ref: str, session_timeout_s: int | None,
 
 @app.command("rotate-write-key")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("app_ref", metavar="APP")
 @click.option("--json", "as_json", is_flag=True, help="Print {id, write_key} as JSON.")
 @_admin
@@ -717,7 +728,7 @@ def app_rotate_write_key(workspace_ref: str, app_ref: str, as_json: bool) -> Non
 
 @app.command("delete")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("app_ref", metavar="APP")
 @click.option("--yes", is_flag=True, help="Confirm: the app and every count it made are deleted.")
 @_admin
@@ -742,7 +753,7 @@ def key() -> None:
 
 @key.command("create")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.option("--name", required=True)
 @click.option("--permission", "permissions", multiple=True, required=True,
               help=f"One of: {', '.join(keys.PERMISSIONS)}; repeatable.")
@@ -762,7 +773,7 @@ def key_create(workspace_ref: str, name: str, permissions: tuple[str, ...],
 
 @key.command("revoke")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("key_ref", metavar="KEY")
 @_admin
 def key_revoke(workspace_ref: str, key_ref: str) -> None:
@@ -788,22 +799,20 @@ KEY_COLUMNS = ("ID", "NAME", "PREFIX", "PERMISSIONS", "ALLOWED IPS", "CREATED", 
 
 @key.command("list")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def key_list(workspace_ref: str, as_json: bool) -> None:
     """List the workspace's keys, never the keys."""
     store = _store()
     found = admin.list_keys(store, admin.resolve_workspace(store, workspace_ref))
-    if as_json:
-        for each in found:
-            click.echo(orjson.dumps(_key_json(each)).decode())
-        return
-    click.echo(_table(KEY_COLUMNS, [
-        [str(each.key_id), each.name, each.prefix + "...", ",".join(each.permissions),
-         ",".join(each.allowed_ips) or "any", _seconds(each.created_at) or "-",
-         _seconds(each.last_seen_at) or "never", _seconds(each.revoked_at) or "no"]
-        for each in found]))
+    _emit_list(as_json, found, _key_json, KEY_COLUMNS, _key_row)
+
+
+def _key_row(key: KeyInfo) -> list[str]:
+    return [str(key.key_id), key.name, key.prefix + "...", ",".join(key.permissions),
+            ",".join(key.allowed_ips) or "any", _seconds(key.created_at) or "-",
+            _seconds(key.last_seen_at) or "never", _seconds(key.revoked_at) or "no"]
 
 
 # ----------------------------------------------------------------------- members
@@ -838,7 +847,7 @@ MEMBER_COLUMNS = ("ID", "E-MAIL", "CREATED", "LAST SIGN-IN")
 
 @member.command("add")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from stdin's first line instead of generating one.")
@@ -860,25 +869,24 @@ def member_add(workspace_ref: str, email: str, password_stdin: bool, as_json: bo
 
 @member.command("list")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def member_list(workspace_ref: str, as_json: bool) -> None:
     """List the workspace's members (UTC times)."""
     store = _store()
     found = members.list_members(store, admin.resolve_workspace(store, workspace_ref))
-    if as_json:
-        for each in found:
-            click.echo(orjson.dumps(_member_json(each)).decode())
-        return
-    click.echo(_table(MEMBER_COLUMNS, [
-        [str(each.member_id), each.email, _instant(each.created_at) or "-",
-         _instant(each.last_sign_in_at) or "never"] for each in found]))
+    _emit_list(as_json, found, _member_json, MEMBER_COLUMNS, _member_row)
+
+
+def _member_row(found: Member) -> list[str]:
+    return [str(found.member_id), found.email, _instant(found.created_at) or "-",
+            _instant(found.last_sign_in_at) or "never"]
 
 
 @member.command("remove")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("member_ref", metavar="MEMBER")
 @click.option("--yes", is_flag=True, help="Confirm: the member is removed and signed out.")
 @_admin
@@ -893,7 +901,7 @@ def member_remove(workspace_ref: str, member_ref: str, yes: bool) -> None:
 
 @member.command("reset-password")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("member_ref", metavar="MEMBER")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from stdin's first line instead of generating one.")
@@ -922,7 +930,7 @@ def segment() -> None:
 
 @segment.command("create")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.option("--name", required=True)
 @click.option("--filter", "filter_text", required=True, help='Filter JSON, e.g. \'{"attribute": '
               '"country", "op": "eq", "value": "US"}\'.')
@@ -944,7 +952,7 @@ def segment_create(workspace_ref: str, name: str, filter_text: str, description:
 
 @segment.command("analytics")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("segment_ref", metavar="SEGMENT")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @_admin
@@ -989,20 +997,19 @@ SEGMENT_COLUMNS = ("ID", "NAME", "TRACKING", "TAGS", "CREATED")
 
 @segment.command("list")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_admin
 def segment_list(workspace_ref: str, as_json: bool) -> None:
     """List the workspace's segments."""
     store = _store()
     found = admin.list_segments(store, admin.resolve_workspace(store, workspace_ref))
-    if as_json:
-        for each in found:
-            click.echo(orjson.dumps(_segment_json(each)).decode())
-        return
-    click.echo(_table(SEGMENT_COLUMNS, [
-        [each.segment_id, each.name, _tracking_text(each), ",".join(each.tags) or "-",
-         _instant(each.created_at) or "-"] for each in found]))
+    _emit_list(as_json, found, _segment_json, SEGMENT_COLUMNS, _segment_row)
+
+
+def _segment_row(found: Segment) -> list[str]:
+    return [found.segment_id, found.name, _tracking_text(found), ",".join(found.tags) or "-",
+            _instant(found.created_at) or "-"]
 
 
 def _resolved_segment(store: Store, workspace_ref: str, segment_ref: str) -> tuple[Workspace, Segment]:
@@ -1012,7 +1019,7 @@ def _resolved_segment(store: Store, workspace_ref: str, segment_ref: str) -> tup
 
 @segment.command("show")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("segment_ref", metavar="SEGMENT")
 @click.option("--json", "as_json", is_flag=True, help="Print the segment as a JSON object.")
 @_admin
@@ -1024,7 +1031,7 @@ def segment_show(workspace_ref: str, segment_ref: str, as_json: bool) -> None:
 
 @segment.command("update")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("segment_ref", metavar="SEGMENT")
 @click.option("--name", default=None, help="A new name.")
 @click.option("--description", default=None, help="A new description ('' clears it).")
@@ -1055,7 +1062,7 @@ def segment_update(workspace_ref: str, segment_ref: str, name: str | None, descr
 
 @segment.command("delete")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("segment_ref", metavar="SEGMENT")
 @click.option("--yes", is_flag=True, help="Confirm: the segment and its counts are deleted.")
 @_admin
@@ -1079,7 +1086,7 @@ class _UnreadableInput(click.ClickException):
 
 @main.command("import")
 @database_option
-@click.option("--workspace", "workspace_ref", required=True, help="Workspace id or name.")
+@workspace_option
 @click.argument("file", metavar="FILE")
 @click.option("--format", "fmt", default=None, metavar="ndjson|csv",
               help="Override the format told by FILE's extension (.ndjson/.jsonl/.json, .csv); "
