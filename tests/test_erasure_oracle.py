@@ -29,20 +29,21 @@ persons linked by userId.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import oracle_tenants
 import pytest
 from db_support import ENGINES, open_test_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle_tenants import Tenant
 
-from sessiontally import admin, audience, buckets, insights, kpi
+from sessiontally import audience, buckets, insights, kpi
 from sessiontally.store import erasure
-from sessiontally.store.base import App, NewEvent, NewSession, Store, Workspace
+from sessiontally.store.base import NewEvent, NewSession, Store
 
 S = 1_000_000
 MINUTE = 60 * S
@@ -159,21 +160,8 @@ def without_erased(history: Sequence[Step]) -> list[Step]:
 # ---------------------------------------------------------------------------- replay
 
 
-@dataclass
-class Tenant:
-    workspace: Workspace
-    apps: list[App]
-
-
 def new_tenant(store: Store) -> Tenant:
-    ws = admin.create_workspace(store, f"ws-{uuid.uuid4().hex[:12]}", ZONE)
-    apps = [admin.create_app(store, ws, f"app{i}") for i in range(2)]
-    for app, timeout in zip(apps, TIMEOUTS_S, strict=True):
-        store.update_app(ws.workspace_id, app.app_key, session_timeout_s=timeout)
-    for i, filter_json in enumerate(SEGMENTS):
-        admin.create_segment(store, ws, f"segment {i}", filter_json, "", (), True)
-    found = [store.find_app(ws.workspace_id, app.app_id) for app in apps]
-    return Tenant(ws, [app for app in found if app is not None])
+    return oracle_tenants.new_tenant(store, ZONE, TIMEOUTS_S, SEGMENTS)
 
 
 def replay(store: Store, steps_: Sequence[Step]) -> Tenant:

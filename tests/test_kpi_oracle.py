@@ -29,20 +29,21 @@ Planted mutations (below) show that the check fails when the upkeep is wrong.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import oracle_tenants
 import pytest
 from db_support import ENGINES, open_test_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle_tenants import Tenant
 
-from sessiontally import admin, kpi
+from sessiontally import kpi
 from sessiontally.store import kpis
-from sessiontally.store.base import App, NewEvent, NewSession, Store, Workspace
+from sessiontally.store.base import NewEvent, NewSession, Store
 
 S = 1_000_000
 MINUTE = 60 * S
@@ -259,19 +260,8 @@ class Truth:
 # ---------------------------------------------------------------------------- replay
 
 
-@dataclass
-class Tenant:
-    workspace: Workspace
-    apps: list[App]
-
-
 def new_tenant(store: Store) -> Tenant:
-    ws = admin.create_workspace(store, f"ws-{uuid.uuid4().hex[:12]}", ZONE)
-    apps = [admin.create_app(store, ws, f"app{i}") for i in range(2)]
-    for app, timeout in zip(apps, TIMEOUTS_S, strict=True):
-        if app.session_timeout_s != timeout:
-            store.update_app(ws.workspace_id, app.app_key, session_timeout_s=timeout)
-    return Tenant(ws, [store.find_app(ws.workspace_id, app.app_id) for app in apps])
+    return oracle_tenants.new_tenant(store, ZONE, TIMEOUTS_S)
 
 
 def replay(store: Store, batches: Sequence[Sequence[Item]]) -> Tenant:

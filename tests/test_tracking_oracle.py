@@ -30,23 +30,24 @@ that misses the sessions just after a batch (so that a late event does not move 
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import oracle_tenants
 import orjson
 import pytest
 from db_support import ENGINES, open_test_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oracle import as_zone, label_of, labels
+from oracle_tenants import Tenant
 from segment_support import FakeClock, service_for
 
-from sessiontally import admin, sessionize, tracking
+from sessiontally import sessionize, tracking
 from sessiontally.store import derived
-from sessiontally.store.base import App, NewEvent, NewSession, Store, Workspace
+from sessiontally.store.base import NewEvent, NewSession, Store
 
 S = 1_000_000
 HOUR = 3600 * S
@@ -268,19 +269,8 @@ def expected_series(starts: Sequence[int], unit: str, zone: str, length: int, en
 # ------------------------------------------------------------------------------ replay
 
 
-@dataclass
-class Tenant:
-    workspace: Workspace
-    apps: list[App]
-
-
 def new_tenant(store: Store) -> Tenant:
-    ws = admin.create_workspace(store, f"ws-{uuid.uuid4().hex[:12]}", WORKSPACE_ZONE)
-    apps = [admin.create_app(store, ws, f"app{i}") for i in range(2)]
-    for i, app in enumerate(apps):
-        if app.session_timeout_s != TIMEOUTS_S[i]:
-            store.update_app(ws.workspace_id, app.app_key, session_timeout_s=TIMEOUTS_S[i])
-    return Tenant(ws, [store.find_app(ws.workspace_id, app.app_id) for app in apps])
+    return oracle_tenants.new_tenant(store, WORKSPACE_ZONE, TIMEOUTS_S)
 
 
 # Sends one app's messages of a batch: (store, service, tenant, app index, messages, now_us).
