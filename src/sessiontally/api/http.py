@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .. import keys, limits
 from ..service import INVALID_KEY, MISSING_KEY
@@ -131,6 +131,23 @@ def is_json_content_type(request: Request) -> bool:
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class StatusSeen:
+    """An ASGI ``send`` that notes the status of the response it passes on (500 until a
+    response starts: what a client gets from an app that failed before answering), for
+    the middlewares that count and log requests."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 class ScopeEndpoint:

@@ -15,8 +15,9 @@ from typing import TextIO
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .http import StatusSeen
 from .memo import QueryMemo
 
 logger = logging.getLogger("sessiontally.access")
@@ -185,17 +186,11 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)  # (the access log is off: no per-request cost)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusSeen(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, sent)
         finally:
+            status = sent.status
             client = scope.get("client")
             state = scope.get("state", {})
             record = {
