@@ -640,31 +640,12 @@ def openapi_document() -> dict[str, Any]:
                                "America/New_York"),
                     ],
                     "responses": {
-                        "200": {
-                            "description": "the series, oldest first",
-                            "headers": _RATE_HEADERS,
-                            "content": _json_body(
-                                {
-                                    "type": "object",
-                                    "required": ["data", "message"],
-                                    "properties": {
-                                        "message": {"type": "string"},
-                                        "data": {"type": "array", "items": {
-                                            "type": "object",
-                                            "required": ["time", "sessions"],
-                                            "properties": {
-                                                "time": {"type": "string",
-                                                         "description": "YYYY-MM-DD, or the hour's "
-                                                                        "first instant with offset"},
-                                                "sessions": {"type": "integer"}},
-                                        }},
-                                    },
-                                },
-                                days=("length=7&unit=day&ending_at=2026-11-30", _SERIES_DAYS),
-                                hours=("length=4&unit=hour&ending_at=2026-11-01T02:30:00-05:00 "
-                                       "(a DST fall-back in America/New_York)", _SERIES_HOURS),
-                            ),
-                        },
+                        "200": _series_answer(
+                            "sessions", "the series, oldest first",
+                            days=("length=7&unit=day&ending_at=2026-11-30", _SERIES_DAYS),
+                            hours=("length=4&unit=hour&ending_at=2026-11-01T02:30:00-05:00 "
+                                   "(a DST fall-back in America/New_York)", _SERIES_HOURS),
+                        ),
                         "400": _error("invalid parameter (the message names it)", True,
                                       "'length' must be an integer from 1 to 100"),
                         "414": _TOO_LONG,
