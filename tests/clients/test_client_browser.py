@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from browser_support import offline_chromium, require_chromium
 from clients_support import (
     NODE_MODULES,
     access_log,
@@ -30,16 +30,14 @@ from clients_support import (
     tenant,
     wait_for_total,
 )
-from db_support import free_port
 
 pytestmark = pytest.mark.e2e
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Page, Request
 except ImportError as exc:  # a failure, not a skip: CI installs it with the test extras
     raise ImportError("playwright (for Python) is missing: pip install -e '.[test]'") from exc
 
-CHROMIUM = "/usr/bin/chromium"
 LOCAL_HOSTS = {"localhost", "127.0.0.1"}
 UMD = NODE_MODULES / "@segment" / "analytics-next" / "dist" / "umd"
 SERIES = "unit=day&length=2"  # today and yesterday: a run that crosses midnight still adds up
@@ -47,17 +45,9 @@ SERIES = "unit=day&length=2"  # today and yesterday: a run that crosses midnight
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
-    closed_port = free_port("127.0.0.1")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox"],
-            proxy={"server": f"http://127.0.0.1:{closed_port}", "bypass": "localhost,127.0.0.1"},
-        )
+    require_chromium()
+    with offline_chromium() as launched:
         yield launched
-        launched.close()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

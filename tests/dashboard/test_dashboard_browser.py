@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from browser_support import offline_chromium, require_chromium
 from dashboard_support import (
     CARDS,
     DST_ZONE,
@@ -42,7 +42,7 @@ from dashboard_support import (
     last_dst_change,
     table_rows,
 )
-from db_support import engine_database, free_port
+from db_support import engine_database
 
 from sessiontally.api import dashboard
 from sessiontally.store import open_store
@@ -50,30 +50,19 @@ from sessiontally.store import open_store
 pytestmark = pytest.mark.e2e
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response
 except ImportError as exc:  # a failure, not a skip: CI installs it with the test extras
     raise ImportError("playwright (for Python) is missing: pip install -e '.[test]'") from exc
 
-CHROMIUM = "/usr/bin/chromium"
 READY = "html[data-charts=ready]"
 TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    closed_port = free_port("127.0.0.1")  # a proxy that is not there: nothing leaves the machine
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"],
-            proxy={"server": f"http://127.0.0.1:{closed_port}", "bypass": "localhost,127.0.0.1"},
-        )
+    require_chromium(skip_outside_ci=True)
+    with offline_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @dataclass
